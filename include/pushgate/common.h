@@ -1,0 +1,22 @@
+/* Shared conventions: the error enum every module returns, and borrowed byte views. */
+#ifndef PUSHGATE_COMMON_H
+#define PUSHGATE_COMMON_H
+
+#include <stddef.h>
+
+#define PG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Every int-returning function returns 0 on success or one of these negative codes. */
+enum pg_err {
+    PG_OK = 0,
+    PG_ERR_NOMEM = -1,    /* an allocation failed */
+    PG_ERR_INVALID = -2,  /* malformed input: a flag, a header, a frame */
+    PG_ERR_TOO_LONG = -3, /* input exceeds a configured or built-in bound */
+    PG_ERR_IO = -4,       /* a socket, file or TLS operation failed */
+    PG_ERR_LIBRARY = -5,  /* nghttp2, libcurl, libevent or OpenSSL refused a call */
+};
+
+/* Returns a static English description of code (never NULL). */
+const char *pg_strerror(int code);
+
+#endif

@@ -1,0 +1,68 @@
+/* HTTP/2 <-> HTTP/1.1 header mapping (pure: plain data in, plain data out).
+ *
+ * Request side: the client's HTTP/2 fields become the header lines libcurl sends upstream, with
+ * hop-by-hop fields removed and forwarding fields added. Response side: an HTTP/1.x response
+ * head collected from libcurl is parsed and validated in place into fields for HTTP/2. */
+#ifndef PUSHGATE_HEADERS_H
+#define PUSHGATE_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A borrowed name/value view; neither is NUL-terminated. */
+struct pg_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+/* NUL-separated header lines in one growable buffer. Owner calls pg_lines_free. */
+struct pg_lines {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t count; /* number of lines */
+};
+
+void pg_lines_free(struct pg_lines *lines);
+/* Appends name + sep + value + NUL. Returns 0 or PG_ERR_NOMEM. */
+int pg_lines_add(struct pg_lines *lines, const char *name, size_t name_len, const char *sep,
+                 const char *value, size_t value_len);
+
+struct pg_request_info {
+    const char *authority; /* :authority (or host) of the request; required */
+    size_t authority_len;
+    const struct pg_header *fields; /* regular fields in arrival order, names lower-case */
+    size_t count;
+    const char *client_addr; /* textual peer address, for X-Forwarded-For */
+    bool tls;                /* the client connection is TLS (X-Forwarded-Proto) */
+    bool push;               /* a pushed request: add X-Http2-Push: 1 */
+};
+
+/* Builds the upstream header lines (libcurl CURLOPT_HTTPHEADER syntax: "Name: value", an empty
+ * value as "Name;", a bare "Name:" suppresses a header libcurl would add). Writes the client's
+ * content-length (or -1) to *content_length; it is never copied as a field. Returns 0,
+ * PG_ERR_INVALID (a byte that cannot appear in an HTTP/1.1 field, or an unparsable or
+ * conflicting content-length) or PG_ERR_NOMEM. */
+int pg_headers_build_upstream(const struct pg_request_info *req, struct pg_lines *out,
+                              long long *content_length);
+
+/* True for the fields HTTP/2 forbids and HTTP/1.1 uses hop-by-hop (lower-case name). */
+bool pg_headers_is_hop_by_hop(const char *name, size_t len);
+
+struct pg_response_head {
+    int status;
+    struct pg_header *fields; /* views into the parsed block */
+    size_t count;
+};
+
+/* Parses an HTTP/1.x response head ("HTTP/1.1 200 OK\r\nName: value\r\n...") in place: names
+ * are lower-cased in the block, values trimmed; hop-by-hop fields and fields named in
+ * Connection are dropped. fields[cap] is the caller's storage. Returns 0, PG_ERR_INVALID
+ * (malformed status line or field, obs-fold, bare CR, NUL, conflicting Content-Length, or
+ * Content-Length with Transfer-Encoding) or PG_ERR_TOO_LONG (more than cap fields). */
+int pg_headers_parse_response(char *block, size_t len, struct pg_response_head *out,
+                              struct pg_header *fields, size_t cap);
+
+#endif

@@ -1,0 +1,53 @@
+/* A worker: one thread with its own event loop, libcurl multi handle, listeners and
+ * connections. Nothing in a worker is shared with another worker except the read-only
+ * configuration and the TLS context.
+ *
+ * Ownership: main allocates the workers array and calls pg_worker_init/pg_worker_free; a worker
+ * owns its event_base, its upstream, its listeners and every connection accepted on them. */
+#ifndef PUSHGATE_WORKER_H
+#define PUSHGATE_WORKER_H
+
+#include "pushgate/config.h"
+
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/queue.h>
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct pg_upstream;
+struct pg_conn;
+
+struct pg_worker {
+    unsigned index;
+    const struct pg_config *cfg;
+    SSL_CTX *ssl_ctx; /* borrowed from main; NULL for h2c */
+    struct event_base *base;
+    struct event *stop_ev; /* activated by main to end the loop */
+    struct pg_upstream *upstream;
+    struct evconnlistener *listeners[PG_MAX_LISTENERS];
+    size_t listener_count;
+    TAILQ_HEAD(, pg_conn) conns; /* every open client connection */
+    pthread_t thread;
+};
+
+/* Sets up the loop, the upstream and listeners on the already bound sockets fds[count]
+ * (the worker takes ownership of them). Returns 0 or a pg_err code. */
+int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *cfg,
+                   SSL_CTX *ssl_ctx, const int *fds, size_t count);
+/* Runs the loop on a new thread until pg_worker_stop. Returns 0 or PG_ERR_LIBRARY. */
+int pg_worker_start(struct pg_worker *w);
+/* Thread-safe: asks the loop to end; then joins the thread. */
+void pg_worker_stop(struct pg_worker *w);
+/* Closes every connection and frees everything the worker owns. */
+void pg_worker_free(struct pg_worker *w);
+
+/* Binds a listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking). With exclusive,
+ * first checks that no other socket holds the port. Writes the port actually bound to
+ * *bound_port. Returns the fd, or -1 with errno-based text in err. */
+int pg_listen_socket(const char *host, const char *port, bool exclusive, unsigned *bound_port,
+                     char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,358 @@
+#include "pushgate/config.h"
+#include "pushgate/common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum long_only_option {
+    OPT_TLS_CERT = 256,
+    OPT_TLS_KEY,
+    OPT_WORKERS,
+    OPT_UPSTREAM_CONNECT_TIMEOUT,
+    OPT_UPSTREAM_TIMEOUT,
+    OPT_UPSTREAM_MAX_CONNECTIONS,
+    OPT_MAX_CONCURRENT_STREAMS,
+    OPT_LOG_LEVEL,
+    OPT_DEMO,
+    OPT_NO_PUSH,
+    OPT_PUSH_COPY_COOKIES,
+    OPT_MAX_PUSHES_PER_RESPONSE,
+    OPT_MAX_CONCURRENT_PUSHES,
+};
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, 'l'},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"upstream", required_argument, NULL, 'u'},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"upstream-connect-timeout", required_argument, NULL, OPT_UPSTREAM_CONNECT_TIMEOUT},
+    {"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
+    {"upstream-max-connections", required_argument, NULL, OPT_UPSTREAM_MAX_CONNECTIONS},
+    {"max-concurrent-streams", required_argument, NULL, OPT_MAX_CONCURRENT_STREAMS},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"demo", no_argument, NULL, OPT_DEMO},
+    {"no-push", no_argument, NULL, OPT_NO_PUSH},
+    {"push-copy-cookies", no_argument, NULL, OPT_PUSH_COPY_COOKIES},
+    {"max-pushes-per-response", required_argument, NULL, OPT_MAX_PUSHES_PER_RESPONSE},
+    {"max-concurrent-pushes", required_argument, NULL, OPT_MAX_CONCURRENT_PUSHES},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static void set_defaults(struct pg_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->workers = 1;
+    cfg->upstream_connect_timeout_ms = 5000;
+    cfg->upstream_timeout_ms = 60000;
+    cfg->upstream_max_connections = 256;
+    cfg->max_concurrent_streams = 100;
+    cfg->log_level = PG_LOG_INFO;
+    cfg->push_enabled = true;
+    cfg->max_pushes_per_response = 16;
+    cfg->max_concurrent_pushes = 32;
+}
+
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return PG_ERR_INVALID;
+}
+
+static bool parse_uint(const char *text, unsigned min, unsigned max, unsigned *out)
+{
+    if (*text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+bool pg_config_parse_duration(const char *text, unsigned *ms)
+{
+    if (*text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    unsigned long long scale;
+    if (errno)
+        return false;
+    if (strcmp(end, "ms") == 0)
+        scale = 1;
+    else if (*end == '\0' || strcmp(end, "s") == 0)
+        scale = 1000;
+    else if (strcmp(end, "m") == 0)
+        scale = 60000;
+    else if (strcmp(end, "h") == 0)
+        scale = 3600000;
+    else
+        return false;
+    if (v == 0 || v > 86400000ULL / scale)
+        return false; /* zero would disable the timeout; more than a day is a typo */
+    *ms = (unsigned)(v * scale);
+    return true;
+}
+
+/* Splits "host:port", "[v6]:port" or "*:port" into its parts. */
+static bool split_host_port(const char *text, char *host, size_t host_len, char *port,
+                            size_t port_len)
+{
+    const char *colon;
+    const char *host_start = text;
+    size_t n;
+    if (*text == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':')
+            return false;
+        host_start = text + 1;
+        n = (size_t)(close - host_start);
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon || memchr(text, ':', (size_t)(colon - text)))
+            return false; /* an IPv6 address needs brackets */
+        n = (size_t)(colon - text);
+    }
+    if (n == 0 || n >= host_len || strlen(colon + 1) >= port_len)
+        return false;
+    unsigned port_value;
+    if (!parse_uint(colon + 1, 0, 65535, &port_value))
+        return false;
+    memcpy(host, host_start, n);
+    host[n] = '\0';
+    if (strcmp(host, "*") == 0)
+        strcpy(host, "0.0.0.0");
+    snprintf(port, port_len, "%u", port_value);
+    return true;
+}
+
+static int parse_upstream(struct pg_config *cfg, const char *url, char *err, size_t err_len)
+{
+    static const char prefix[] = "http://";
+    if (strncasecmp(url, prefix, sizeof(prefix) - 1) != 0)
+        return fail(err, err_len, "--upstream '%s': only http://HOST[:PORT] is supported", url);
+    const char *authority = url + sizeof(prefix) - 1;
+    char buf[300];
+    size_t len = strlen(authority);
+    if (len && authority[len - 1] == '/')
+        len--; /* "http://host:port/" names the same origin */
+    if (len == 0 || len >= sizeof(buf) - 4 || memchr(authority, '/', len) ||
+        memchr(authority, '@', len) || memchr(authority, '?', len) || memchr(authority, '#', len))
+        return fail(err, err_len, "--upstream '%s': expected http://HOST[:PORT] with no path", url);
+    memcpy(buf, authority, len);
+    buf[len] = '\0';
+    bool has_port =
+        buf[len - 1] != ']' && strrchr(buf, ':') && (buf[0] != '[' || strstr(buf, "]:"));
+    if (!has_port)
+        strcat(buf, ":80");
+    char port[8];
+    if (!split_host_port(buf, cfg->upstream_host, sizeof(cfg->upstream_host), port, sizeof(port)) ||
+        !parse_uint(port, 1, 65535, &cfg->upstream_port))
+        return fail(err, err_len, "--upstream '%s': cannot parse host and port", url);
+    bool v6 = strchr(cfg->upstream_host, ':') != NULL;
+    snprintf(cfg->upstream_origin, sizeof(cfg->upstream_origin), "http://%s%s%s:%u", v6 ? "[" : "",
+             cfg->upstream_host, v6 ? "]" : "", cfg->upstream_port);
+    return PG_OK;
+}
+
+static int copy_path(char *dst, size_t dst_len, const char *src, const char *flag, char *err,
+                     size_t err_len)
+{
+    if (!*src || strlen(src) >= dst_len)
+        return fail(err, err_len, "%s: path is empty or too long", flag);
+    strcpy(dst, src);
+    return PG_OK;
+}
+
+static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *err, size_t err_len)
+{
+    enum pg_log_level level;
+    switch (opt) {
+    case 'l':
+        if (cfg->listen_count == PG_MAX_LISTENERS)
+            return fail(err, err_len, "--listen: at most %d addresses", PG_MAX_LISTENERS);
+        if (!split_host_port(arg, cfg->listen[cfg->listen_count].host, sizeof(cfg->listen[0].host),
+                             cfg->listen[cfg->listen_count].port, sizeof(cfg->listen[0].port)))
+            return fail(err, err_len, "--listen '%s': expected HOST:PORT or [IPV6]:PORT", arg);
+        cfg->listen_count++;
+        return PG_OK;
+    case OPT_TLS_CERT:
+        return copy_path(cfg->tls_cert, sizeof(cfg->tls_cert), arg, "--tls-cert", err, err_len);
+    case OPT_TLS_KEY:
+        return copy_path(cfg->tls_key, sizeof(cfg->tls_key), arg, "--tls-key", err, err_len);
+    case 'u':
+        return parse_upstream(cfg, arg, err, err_len);
+    case OPT_WORKERS:
+        if (!parse_uint(arg, 1, PG_MAX_WORKERS, &cfg->workers))
+            return fail(err, err_len, "--workers '%s': expected 1..%d", arg, PG_MAX_WORKERS);
+        return PG_OK;
+    case OPT_UPSTREAM_CONNECT_TIMEOUT:
+        if (!pg_config_parse_duration(arg, &cfg->upstream_connect_timeout_ms))
+            return fail(err, err_len,
+                        "--upstream-connect-timeout '%s': expected a duration "
+                        "such as 500ms, 5s or 1m",
+                        arg);
+        return PG_OK;
+    case OPT_UPSTREAM_TIMEOUT:
+        if (!pg_config_parse_duration(arg, &cfg->upstream_timeout_ms))
+            return fail(err, err_len,
+                        "--upstream-timeout '%s': expected a duration such as "
+                        "500ms, 30s or 2m",
+                        arg);
+        return PG_OK;
+    case OPT_UPSTREAM_MAX_CONNECTIONS:
+        if (!parse_uint(arg, 1, 65536, &cfg->upstream_max_connections))
+            return fail(err, err_len, "--upstream-max-connections '%s': expected 1..65536", arg);
+        return PG_OK;
+    case OPT_MAX_CONCURRENT_STREAMS:
+        if (!parse_uint(arg, 1, 65536, &cfg->max_concurrent_streams))
+            return fail(err, err_len, "--max-concurrent-streams '%s': expected 1..65536", arg);
+        return PG_OK;
+    case OPT_LOG_LEVEL:
+        if (!pg_log_level_parse(arg, &level))
+            return fail(err, err_len, "--log-level '%s': expected error, warn, info or debug", arg);
+        cfg->log_level = level;
+        return PG_OK;
+    case OPT_DEMO:
+        cfg->demo = true;
+        return PG_OK;
+    case OPT_NO_PUSH:
+        cfg->push_enabled = false;
+        return PG_OK;
+    case OPT_PUSH_COPY_COOKIES:
+        cfg->push_copy_cookies = true;
+        return PG_OK;
+    case OPT_MAX_PUSHES_PER_RESPONSE:
+        if (!parse_uint(arg, 0, 1000, &cfg->max_pushes_per_response))
+            return fail(err, err_len, "--max-pushes-per-response '%s': expected 0..1000", arg);
+        return PG_OK;
+    case OPT_MAX_CONCURRENT_PUSHES:
+        if (!parse_uint(arg, 1, 1000, &cfg->max_concurrent_pushes))
+            return fail(err, err_len, "--max-concurrent-pushes '%s': expected 1..1000", arg);
+        return PG_OK;
+    }
+    return fail(err, err_len, "unknown option");
+}
+
+static int check_complete(struct pg_config *cfg, char *err, size_t err_len)
+{
+    if (!*cfg->tls_cert != !*cfg->tls_key)
+        return fail(err, err_len, "--tls-cert and --tls-key must be given together");
+    if (cfg->demo && *cfg->upstream_origin)
+        return fail(err, err_len, "--demo and --upstream exclude each other");
+    if (!cfg->demo && !*cfg->upstream_origin)
+        return fail(err, err_len, "no upstream: give --upstream http://HOST:PORT (or --demo)");
+    if (cfg->listen_count == 0) {
+        strcpy(cfg->listen[0].host, "127.0.0.1");
+        strcpy(cfg->listen[0].port, *cfg->tls_cert ? "8443" : "8080");
+        cfg->listen_count = 1;
+    }
+    return PG_OK;
+}
+
+int pg_config_parse(struct pg_config *cfg, int argc, char **argv, char *err, size_t err_len)
+{
+    set_defaults(cfg);
+    optind = 0; /* GNU getopt: full re-initialisation, so repeated calls work */
+    opterr = 0; /* we word the errors ourselves, on one line */
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":l:u:hV", long_options, NULL)) != -1) {
+        if (opt == 'h')
+            return PG_CONFIG_HELP;
+        if (opt == 'V')
+            return PG_CONFIG_VERSION;
+        if (opt == '?')
+            return fail(err, err_len, "unknown option '%s'", argv[optind - 1]);
+        if (opt == ':')
+            return fail(err, err_len, "option '%s' needs a value", argv[optind - 1]);
+        int result = apply_option(cfg, opt, optarg, err, err_len);
+        if (result != PG_OK)
+            return result;
+    }
+    if (optind < argc)
+        return fail(err, err_len, "unexpected argument '%s'", argv[optind]);
+    return check_complete(cfg, err, err_len);
+}
+
+void pg_config_usage(FILE *out)
+{
+    fputs("NAME\n"
+          "    pushgate - HTTP/2 reverse proxy that turns Link: rel=preload into server push\n"
+          "\n"
+          "SYNOPSIS\n"
+          "    pushgate --upstream http://HOST:PORT [OPTIONS]\n"
+          "    pushgate --demo --tls-cert FILE --tls-key FILE [OPTIONS]\n"
+          "\n"
+          "DESCRIPTION\n"
+          "    Accepts HTTP/2 clients (TLS with ALPN h2, or cleartext h2c with prior knowledge)\n"
+          "    and forwards each request over HTTP/1.1 to one upstream, streaming bodies both\n"
+          "    ways with back-pressure. Responses carrying Link: <...>; rel=preload have their\n"
+          "    same-origin targets pushed to clients that accept push.\n"
+          "\n"
+          "OPTIONS\n"
+          "    -l, --listen HOST:PORT\n"
+          "        Address to accept clients on; repeatable. IPv6 as [::1]:8443, all IPv4\n"
+          "        interfaces as *:PORT. Default 127.0.0.1:8443 with TLS, 127.0.0.1:8080 without.\n"
+          "    --tls-cert FILE, --tls-key FILE\n"
+          "        PEM certificate chain and private key. With both, listeners speak TLS 1.2+\n"
+          "        with ALPN h2; without them, cleartext HTTP/2 (h2c, prior knowledge).\n"
+          "    -u, --upstream http://HOST[:PORT]\n"
+          "        The HTTP/1.1 server requests are forwarded to. Connections are kept alive.\n"
+          "    --demo\n"
+          "        Start the built-in demo upstream on a loopback port and proxy to it.\n"
+          "    --workers N\n"
+          "        Event-loop threads, each with its own listeners (SO_REUSEPORT). Default 1.\n"
+          "    --upstream-connect-timeout DURATION\n"
+          "        Give up connecting to the upstream after DURATION (504). Default 5s.\n"
+          "    --upstream-timeout DURATION\n"
+          "        Longest wait for the response head and longest silence inside a response\n"
+          "        body while the client is reading (504 before the head, stream reset after).\n"
+          "        Default 60s.\n"
+          "    --upstream-max-connections N\n"
+          "        Connections to the upstream per worker; further requests wait. Default 256.\n"
+          "    --max-concurrent-streams N\n"
+          "        SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. Default 100.\n"
+          "    --no-push\n"
+          "        Never push; Link headers are forwarded untouched.\n"
+          "    --max-pushes-per-response N\n"
+          "        Push at most N targets per response. Default 16.\n"
+          "    --max-concurrent-pushes N\n"
+          "        Pushed fetches running at once per connection; further targets are not\n"
+          "        pushed. Default 32.\n"
+          "    --push-copy-cookies\n"
+          "        Copy the parent request's cookie and authorization headers into pushed\n"
+          "        requests (off by default: a push must not act with the user's credentials\n"
+          "        unless the operator says so).\n"
+          "    --log-level error|warn|info|debug\n"
+          "        Default info.\n"
+          "    -h, --help\n"
+          "        This text.\n"
+          "    -V, --version\n"
+          "        Print the version and exit.\n"
+          "\n"
+          "DURATIONS\n"
+          "    A number with a unit: 250ms, 5s, 2m, 1h; a bare number means seconds.\n"
+          "\n"
+          "EXIT STATUS\n"
+          "    0 after a clean shutdown (SIGINT or SIGTERM); 1 on a runtime failure; 2 when a\n"
+          "    flag, certificate, key or address is unusable (one line on stderr says which).\n",
+          out);
+}

@@ -1,0 +1,336 @@
+#include "pushgate/headers.h"
+#include "pushgate/common.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define NAME_IS(h, lit)                                                                            \
+    ((h)->name_len == sizeof(lit) - 1 && memcmp((h)->name, lit, sizeof(lit) - 1) == 0)
+
+void pg_lines_free(struct pg_lines *lines)
+{
+    free(lines->data);
+    *lines = (struct pg_lines){0};
+}
+
+static int reserve(struct pg_lines *lines, size_t extra)
+{
+    if (lines->len + extra <= lines->cap)
+        return PG_OK;
+    size_t cap = lines->cap ? lines->cap : 512;
+    while (cap < lines->len + extra)
+        cap *= 2;
+    char *data = realloc(lines->data, cap);
+    if (!data)
+        return PG_ERR_NOMEM;
+    lines->data = data;
+    lines->cap = cap;
+    return PG_OK;
+}
+
+static void append(struct pg_lines *lines, const char *bytes, size_t len)
+{
+    memcpy(lines->data + lines->len, bytes, len);
+    lines->len += len;
+}
+
+int pg_lines_add(struct pg_lines *lines, const char *name, size_t name_len, const char *sep,
+                 const char *value, size_t value_len)
+{
+    size_t sep_len = strlen(sep);
+    if (reserve(lines, name_len + sep_len + value_len + 1) != PG_OK)
+        return PG_ERR_NOMEM;
+    append(lines, name, name_len);
+    append(lines, sep, sep_len);
+    append(lines, value, value_len);
+    lines->data[lines->len++] = '\0';
+    lines->count++;
+    return PG_OK;
+}
+
+static bool equals_ci(const char *a, size_t a_len, const char *lit)
+{
+    return a_len == strlen(lit) && strncasecmp(a, lit, a_len) == 0;
+}
+
+bool pg_headers_is_hop_by_hop(const char *name, size_t len)
+{
+    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
+                                        "transfer-encoding", "upgrade",    "te",
+                                        "http2-settings"};
+    for (size_t i = 0; i < PG_ARRAY_LEN(names); i++)
+        if (equals_ci(name, len, names[i]))
+            return true;
+    return false;
+}
+
+/* Bytes that could end or split an HTTP/1.1 header line. */
+static bool has_line_breaker(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+            return true;
+    return false;
+}
+
+static bool parse_content_length(const char *s, size_t len, long long *out)
+{
+    if (len == 0 || len > 18)
+        return false;
+    long long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Fields the request mapping never copies as they are. */
+static bool is_replaced_request_field(const struct pg_header *h)
+{
+    return NAME_IS(h, "host") || NAME_IS(h, "content-length") || NAME_IS(h, "expect") ||
+           NAME_IS(h, "x-http2-push") || NAME_IS(h, "x-forwarded-proto") ||
+           NAME_IS(h, "x-forwarded-for") || NAME_IS(h, "via") || NAME_IS(h, "cookie");
+}
+
+/* Joins every field called name with sep, after prefix, into one line (skipped when empty). */
+static int add_joined(struct pg_lines *out, const struct pg_request_info *req, const char *name,
+                      const char *sep, const char *extra)
+{
+    size_t total = 0;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->count; i++)
+        if (req->fields[i].name_len == n && memcmp(req->fields[i].name, name, n) == 0)
+            total += req->fields[i].value_len + strlen(sep);
+    if (extra)
+        total += strlen(extra);
+    if (total == 0)
+        return PG_OK;
+    char *value = malloc(total + 1);
+    if (!value)
+        return PG_ERR_NOMEM;
+    size_t len = 0;
+    for (size_t i = 0; i < req->count; i++) {
+        const struct pg_header *h = &req->fields[i];
+        if (h->name_len != n || memcmp(h->name, name, n) != 0)
+            continue;
+        if (len) {
+            memcpy(value + len, sep, strlen(sep));
+            len += strlen(sep);
+        }
+        memcpy(value + len, h->value, h->value_len);
+        len += h->value_len;
+    }
+    if (extra) {
+        if (len) {
+            memcpy(value + len, sep, strlen(sep));
+            len += strlen(sep);
+        }
+        memcpy(value + len, extra, strlen(extra));
+        len += strlen(extra);
+    }
+    int result = pg_lines_add(out, name, n, len ? ": " : ";", value, len);
+    free(value);
+    return result;
+}
+
+static int add_request_field(struct pg_lines *out, const struct pg_header *h, long long *cl)
+{
+    if (NAME_IS(h, "content-length")) {
+        long long v;
+        if (!parse_content_length(h->value, h->value_len, &v) || (*cl >= 0 && *cl != v))
+            return PG_ERR_INVALID;
+        *cl = v;
+        return PG_OK;
+    }
+    if (NAME_IS(h, "te") && equals_ci(h->value, h->value_len, "trailers"))
+        return pg_lines_add(out, h->name, h->name_len, ": ", h->value, h->value_len);
+    /* Underscore names can alias dash names in CGI-style backends; drop them as nginx does. */
+    if (memchr(h->name, '_', h->name_len) || pg_headers_is_hop_by_hop(h->name, h->name_len) ||
+        is_replaced_request_field(h) || (h->name_len && h->name[0] == ':'))
+        return PG_OK;
+    /* libcurl's syntax for "send this field with an empty value" is "Name;". */
+    if (h->value_len == 0)
+        return pg_lines_add(out, h->name, h->name_len, ";", "", 0);
+    return pg_lines_add(out, h->name, h->name_len, ": ", h->value, h->value_len);
+}
+
+int pg_headers_build_upstream(const struct pg_request_info *req, struct pg_lines *out,
+                              long long *content_length)
+{
+    int result = PG_OK;
+    bool has_accept = false;
+    *content_length = -1;
+    if (req->authority_len == 0 || has_line_breaker(req->authority, req->authority_len))
+        return PG_ERR_INVALID;
+    for (size_t i = 0; i < req->count; i++) {
+        const struct pg_header *h = &req->fields[i];
+        if (has_line_breaker(h->name, h->name_len) || has_line_breaker(h->value, h->value_len))
+            return PG_ERR_INVALID;
+    }
+    result = pg_lines_add(out, "Host", 4, ": ", req->authority, req->authority_len);
+    for (size_t i = 0; i < req->count && result == PG_OK; i++) {
+        has_accept |= NAME_IS(&req->fields[i], "accept");
+        result = add_request_field(out, &req->fields[i], content_length);
+    }
+    if (result != PG_OK)
+        return result;
+    /* RFC 9113 §8.2.3: cookie crumbs are joined with "; " for HTTP/1.1. */
+    if ((result = add_joined(out, req, "cookie", "; ", NULL)) != PG_OK)
+        return result;
+    if ((result = add_joined(out, req, "via", ", ", "2 pushgate")) != PG_OK)
+        return result;
+    if ((result = add_joined(out, req, "x-forwarded-for", ", ", req->client_addr)) != PG_OK)
+        return result;
+    const char *proto = req->tls ? "https" : "http";
+    if ((result = pg_lines_add(out, "X-Forwarded-Proto", 17, ": ", proto, strlen(proto))))
+        return result;
+    if (req->push && (result = pg_lines_add(out, "X-Http2-Push", 12, ": ", "1", 1)))
+        return result;
+    /* Suppress what libcurl would add on its own: the client did not send it. */
+    if (!has_accept && (result = pg_lines_add(out, "Accept", 6, ":", "", 0)))
+        return result;
+    return pg_lines_add(out, "Expect", 6, ":", "", 0);
+}
+
+static bool is_tchar(unsigned char c)
+{
+    return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool parse_status_line(const char *line, size_t len, int *status)
+{
+    if (len < 12 || memcmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1') ||
+        line[8] != ' ')
+        return false;
+    for (int i = 9; i < 12; i++)
+        if (line[i] < '0' || line[i] > '9')
+            return false;
+    if (len > 12 && line[12] != ' ')
+        return false;
+    for (size_t i = 12; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
+            return false;
+    *status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+    return *status >= 100;
+}
+
+/* Splits "name: value" in place; lower-cases the name. */
+static bool parse_field_line(char *line, size_t len, struct pg_header *h)
+{
+    char *colon = memchr(line, ':', len);
+    if (!colon || colon == line)
+        return false;
+    for (char *p = line; p < colon; p++) {
+        if (!is_tchar((unsigned char)*p))
+            return false; /* also rejects obs-fold: a line starting with whitespace */
+        *p = (char)tolower((unsigned char)*p);
+    }
+    char *value = colon + 1;
+    char *end = line + len;
+    while (value < end && (*value == ' ' || *value == '\t'))
+        value++;
+    while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    for (char *p = value; p < end; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t')
+            return false; /* bare CR, NUL and other controls */
+        else if (*p == 0x7f)
+            return false;
+    *h = (struct pg_header){line, (size_t)(colon - line), value, (size_t)(end - value)};
+    return true;
+}
+
+static bool token_listed(const struct pg_header *connection, const struct pg_header *h)
+{
+    const char *p = connection->value;
+    const char *end = p + connection->value_len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *start = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if (p > start && (size_t)(p - start) == h->name_len &&
+            strncasecmp(start, h->name, h->name_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Drops hop-by-hop fields and those the Connection fields name; checks framing fields. */
+static int filter_response_fields(struct pg_response_head *out)
+{
+    bool has_te = false;
+    const char *cl = NULL;
+    size_t cl_len = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < out->count; i++) {
+        struct pg_header *h = &out->fields[i];
+        if (NAME_IS(h, "transfer-encoding"))
+            has_te = true;
+        if (NAME_IS(h, "content-length")) {
+            long long v;
+            if (!parse_content_length(h->value, h->value_len, &v) ||
+                (cl && (cl_len != h->value_len || memcmp(cl, h->value, cl_len) != 0)))
+                return PG_ERR_INVALID;
+            if (cl)
+                continue; /* an identical repeat is harmless; send one */
+            cl = h->value;
+            cl_len = h->value_len;
+        }
+    }
+    if (has_te && cl)
+        return PG_ERR_INVALID; /* RFC 9112 §6.3: a smuggling signal, not a message */
+    for (size_t i = 0; i < out->count; i++) {
+        struct pg_header *h = &out->fields[i];
+        bool drop = pg_headers_is_hop_by_hop(h->name, h->name_len);
+        for (size_t j = 0; j < out->count && !drop; j++)
+            if (NAME_IS(&out->fields[j], "connection"))
+                drop = token_listed(&out->fields[j], h);
+        if (NAME_IS(h, "content-length") && h->value != cl)
+            drop = true;
+        if (!drop)
+            out->fields[kept++] = *h;
+    }
+    out->count = kept;
+    return PG_OK;
+}
+
+int pg_headers_parse_response(char *block, size_t len, struct pg_response_head *out,
+                              struct pg_header *fields, size_t cap)
+{
+    out->fields = fields;
+    out->count = 0;
+    char *p = block;
+    char *end = block + len;
+    bool first = true;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *line_end = nl ? nl : end;
+        size_t line_len = (size_t)(line_end - p);
+        if (line_len && p[line_len - 1] == '\r')
+            line_len--;
+        if (first) {
+            if (!parse_status_line(p, line_len, &out->status))
+                return PG_ERR_INVALID;
+            first = false;
+        } else if (line_len == 0) {
+            break; /* the blank line ending the head */
+        } else {
+            if (out->count == cap)
+                return PG_ERR_TOO_LONG;
+            if (!parse_field_line(p, line_len, &fields[out->count]))
+                return PG_ERR_INVALID;
+            out->count++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (first)
+        return PG_ERR_INVALID;
+    return filter_response_fields(out);
+}

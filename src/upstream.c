@@ -1,0 +1,449 @@
+#include "pushgate/upstream.h"
+#include "pushgate/common.h"
+#include "pushgate/log.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#define HEAD_MAX_BYTES (64 * 1024) /* an upstream head larger than this is refused (502) */
+#define HEAD_MAX_FIELDS 256
+#define EASY_POOL_MAX 64
+
+/* Owned by the worker; touched only on its thread. */
+struct pg_upstream {
+    struct event_base *base;
+    const struct pg_config *cfg;
+    CURLM *multi;
+    struct event timer;                /* libcurl's single timeout */
+    TAILQ_HEAD(, pg_exchange) running; /* every live exchange, for shutdown */
+    CURL *easy_pool[EASY_POOL_MAX];    /* reset handles ready for reuse */
+    size_t easy_pool_len;
+};
+
+/* Libevent state for one socket libcurl watches; owned through curl_multi_assign. */
+struct socket_watch {
+    struct event ev;
+    struct pg_upstream *up;
+};
+
+/* Created by pg_exchange_start; freed by finish() or cancel. */
+struct pg_exchange {
+    struct pg_upstream *up;
+    CURL *easy;
+    struct curl_slist *header_list;
+    const struct pg_exchange_handler *handler; /* NULL once detached */
+    void *ud;
+    struct event timeout; /* --upstream-timeout, paused with the client */
+    char *head;           /* response head being collected */
+    size_t head_len;
+    size_t head_cap;
+    bool head_done;    /* the final head was delivered */
+    bool bodyless;     /* HEAD, 204 or 304: no body will follow */
+    bool is_head;      /* the request method is HEAD */
+    bool bad_response; /* we aborted the transfer over its head */
+    bool recv_paused;
+    bool send_paused;
+    TAILQ_ENTRY(pg_exchange) link;
+};
+
+static void check_done(struct pg_upstream *up);
+
+static void arm_timeout(struct pg_exchange *ex)
+{
+    unsigned ms = ex->up->cfg->upstream_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(&ex->timeout, &tv);
+}
+
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_upstream *up = arg;
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(up->multi, fd, action, &running);
+    check_done(up);
+}
+
+static void on_curl_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_upstream *up = arg;
+    int running;
+    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(up);
+}
+
+static int on_socket_change(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct pg_upstream *up = userp;
+    struct socket_watch *watch = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (watch) {
+            event_del(&watch->ev);
+            free(watch);
+            curl_multi_assign(up->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!watch) {
+        watch = calloc(1, sizeof(*watch));
+        if (!watch)
+            return -1;
+        watch->up = up;
+        curl_multi_assign(up->multi, fd, watch);
+    } else {
+        event_del(&watch->ev);
+    }
+    short events = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+                   ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    event_assign(&watch->ev, up->base, fd, events, on_socket_event, up);
+    event_add(&watch->ev, NULL);
+    return 0;
+}
+
+static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct pg_upstream *up = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(&up->timer);
+        return 0;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(&up->timer, &tv);
+    return 0;
+}
+
+struct pg_upstream *pg_upstream_new(struct event_base *base, const struct pg_config *cfg)
+{
+    struct pg_upstream *up = calloc(1, sizeof(*up));
+    if (!up)
+        return NULL;
+    up->base = base;
+    up->cfg = cfg;
+    TAILQ_INIT(&up->running);
+    up->multi = curl_multi_init();
+    if (!up->multi) {
+        free(up);
+        return NULL;
+    }
+    evtimer_assign(&up->timer, base, on_curl_timer, up);
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_socket_change);
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)cfg->upstream_max_connections);
+    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, (long)cfg->upstream_max_connections);
+    return up;
+}
+
+static void release_easy(struct pg_upstream *up, CURL *easy)
+{
+    if (up->easy_pool_len < EASY_POOL_MAX) {
+        curl_easy_reset(easy);
+        up->easy_pool[up->easy_pool_len++] = easy;
+    } else {
+        curl_easy_cleanup(easy);
+    }
+}
+
+static void free_exchange(struct pg_exchange *ex)
+{
+    struct pg_upstream *up = ex->up;
+    TAILQ_REMOVE(&up->running, ex, link);
+    evtimer_del(&ex->timeout);
+    curl_multi_remove_handle(up->multi, ex->easy);
+    release_easy(up, ex->easy);
+    curl_slist_free_all(ex->header_list);
+    free(ex->head);
+    free(ex);
+}
+
+void pg_upstream_free(struct pg_upstream *up)
+{
+    if (!up)
+        return;
+    while (!TAILQ_EMPTY(&up->running))
+        free_exchange(TAILQ_FIRST(&up->running));
+    for (size_t i = 0; i < up->easy_pool_len; i++)
+        curl_easy_cleanup(up->easy_pool[i]);
+    evtimer_del(&up->timer);
+    curl_multi_cleanup(up->multi);
+    free(up);
+}
+
+static void finish(struct pg_exchange *ex, enum pg_exchange_result result)
+{
+    if (ex->handler)
+        ex->handler->on_done(ex->ud, result);
+    free_exchange(ex);
+}
+
+static enum pg_exchange_result map_result(const struct pg_exchange *ex, CURLcode code)
+{
+    if (code == CURLE_OK)
+        return ex->head_done ? PG_EXCHANGE_OK : PG_EXCHANGE_BAD_RESPONSE;
+    if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST)
+        return PG_EXCHANGE_CONNECT_FAILED;
+    if (code == CURLE_OPERATION_TIMEDOUT)
+        return PG_EXCHANGE_TIMEOUT;
+    if (ex->bad_response || !ex->head_done)
+        return PG_EXCHANGE_BAD_RESPONSE;
+    return PG_EXCHANGE_BROKEN;
+}
+
+static void check_done(struct pg_upstream *up)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(up->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct pg_exchange *ex;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&ex);
+        CURLcode code = msg->data.result;
+        if (code != CURLE_OK)
+            pg_log_debug("upstream transfer failed: %s", curl_easy_strerror(code));
+        finish(ex, map_result(ex, code));
+    }
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_exchange *ex = arg;
+    pg_log_debug("upstream timeout after %ums", ex->up->cfg->upstream_timeout_ms);
+    finish(ex, PG_EXCHANGE_TIMEOUT);
+}
+
+/* A complete head block (1xx or final) was collected. Returns false to abort. */
+static bool deliver_head(struct pg_exchange *ex)
+{
+    struct pg_header fields[HEAD_MAX_FIELDS];
+    struct pg_response_head head;
+    int result =
+        pg_headers_parse_response(ex->head, ex->head_len, &head, fields, PG_ARRAY_LEN(fields));
+    ex->head_len = 0;
+    if (result != PG_OK || head.status == 101 || head.status > 999) {
+        pg_log_warn("upstream sent an unusable response head (%s)",
+                    result == PG_OK ? "unexpected 101" : pg_strerror(result));
+        return false;
+    }
+    if (head.status < 200) {
+        /* 100 is libcurl's business; 103 carries hints worth forwarding; others are dropped. */
+        if (head.status == 103 && ex->handler)
+            ex->handler->on_head(ex->ud, &head);
+        return true;
+    }
+    ex->head_done = true;
+    ex->bodyless = ex->is_head || head.status == 204 || head.status == 304;
+    if (ex->handler)
+        ex->handler->on_head(ex->ud, &head);
+    return true;
+}
+
+static size_t on_header_line(char *data, size_t size, size_t count, void *userp)
+{
+    struct pg_exchange *ex = userp;
+    size_t len = size * count;
+    if (ex->head_done)
+        return len; /* trailer fields: not forwarded yet */
+    if (ex->head_len + len > HEAD_MAX_BYTES)
+        goto bad;
+    if (ex->head_len + len > ex->head_cap) {
+        size_t cap = ex->head_cap ? ex->head_cap * 2 : 1024;
+        while (cap < ex->head_len + len)
+            cap *= 2;
+        char *head = realloc(ex->head, cap);
+        if (!head)
+            goto bad;
+        ex->head = head;
+        ex->head_cap = cap;
+    }
+    memcpy(ex->head + ex->head_len, data, len);
+    ex->head_len += len;
+    bool blank = (len == 2 && data[0] == '\r' && data[1] == '\n') || (len == 1 && data[0] == '\n');
+    if (blank && !deliver_head(ex))
+        goto bad;
+    evtimer_del(&ex->timeout);
+    arm_timeout(ex);
+    return len;
+bad:
+    ex->bad_response = true;
+    return 0; /* libcurl aborts the transfer with CURLE_WRITE_ERROR */
+}
+
+static size_t on_body_bytes(char *data, size_t size, size_t count, void *userp)
+{
+    struct pg_exchange *ex = userp;
+    size_t len = size * count;
+    if (!ex->handler)
+        return len;
+    if (!ex->handler->on_body(ex->ud, data, len)) {
+        ex->recv_paused = true;
+        evtimer_del(&ex->timeout); /* a slow client is not the upstream's fault */
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    arm_timeout(ex);
+    return len;
+}
+
+static size_t on_body_request(char *buf, size_t size, size_t count, void *userp)
+{
+    struct pg_exchange *ex = userp;
+    if (!ex->handler)
+        return CURL_READFUNC_ABORT;
+    ssize_t n = ex->handler->read_body(ex->ud, buf, size * count);
+    if (n == PG_EXCHANGE_READ_PAUSE) {
+        ex->send_paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    arm_timeout(ex);
+    return (size_t)n;
+}
+
+static CURL *take_easy(struct pg_upstream *up)
+{
+    if (up->easy_pool_len)
+        return up->easy_pool[--up->easy_pool_len];
+    return curl_easy_init();
+}
+
+static struct curl_slist *make_header_list(const struct pg_lines *lines, bool chunked)
+{
+    struct curl_slist *list = NULL;
+    for (size_t off = 0; off < lines->len; off += strlen(lines->data + off) + 1) {
+        struct curl_slist *next = curl_slist_append(list, lines->data + off);
+        if (!next)
+            goto fail;
+        list = next;
+    }
+    if (chunked) {
+        struct curl_slist *next = curl_slist_append(list, "Transfer-Encoding: chunked");
+        if (!next)
+            goto fail;
+        list = next;
+    }
+    return list;
+fail:
+    curl_slist_free_all(list);
+    return NULL;
+}
+
+static void set_request_options(struct pg_exchange *ex, const struct pg_exchange_request *req)
+{
+    const struct pg_config *cfg = ex->up->cfg;
+    CURL *h = ex->easy;
+    curl_easy_setopt(h, CURLOPT_URL, cfg->upstream_origin);
+    curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, req->target);
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the environment never redirects upstream traffic */
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->upstream_connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, ex->header_list);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, ex);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_line);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, ex);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body_bytes);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, ex);
+    if (ex->is_head)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    else if (strcmp(req->method, "GET") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+    if (req->has_body) {
+        /* UPLOAD streams from the read callback; CUSTOMREQUEST keeps the client's method. */
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_body_request);
+        curl_easy_setopt(h, CURLOPT_READDATA, ex);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->content_length);
+    }
+}
+
+struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_exchange_request *req,
+                                      const struct pg_exchange_handler *handler, void *ud)
+{
+    struct pg_exchange *ex = calloc(1, sizeof(*ex));
+    if (!ex)
+        return NULL;
+    ex->up = up;
+    ex->handler = handler;
+    ex->ud = ud;
+    ex->is_head = strcmp(req->method, "HEAD") == 0;
+    ex->header_list = make_header_list(req->lines, req->has_body && req->content_length < 0);
+    ex->easy = take_easy(up);
+    if (!ex->header_list || !ex->easy)
+        goto fail;
+    set_request_options(ex, req);
+    evtimer_assign(&ex->timeout, up->base, on_timeout, ex);
+    if (curl_multi_add_handle(up->multi, ex->easy) != CURLM_OK)
+        goto fail;
+    TAILQ_INSERT_TAIL(&up->running, ex, link);
+    arm_timeout(ex);
+    return ex;
+fail:
+    if (ex->easy)
+        release_easy(up, ex->easy);
+    curl_slist_free_all(ex->header_list);
+    free(ex);
+    return NULL;
+}
+
+void pg_exchange_cancel(struct pg_exchange *ex)
+{
+    free_exchange(ex);
+}
+
+void pg_exchange_detach(struct pg_exchange *ex)
+{
+    if (!(ex->head_done && ex->bodyless) || ex->send_paused) {
+        pg_exchange_cancel(ex);
+        return;
+    }
+    ex->handler = NULL;
+    ex->ud = NULL;
+}
+
+static void apply_pause(struct pg_exchange *ex)
+{
+    int mask = (ex->recv_paused ? CURLPAUSE_RECV : 0) | (ex->send_paused ? CURLPAUSE_SEND : 0);
+    curl_easy_pause(ex->easy, mask);
+}
+
+void pg_exchange_resume_response(struct pg_exchange *ex)
+{
+    if (!ex->recv_paused)
+        return;
+    ex->recv_paused = false;
+    arm_timeout(ex);
+    /* May deliver the held bytes through on_body before it returns. */
+    apply_pause(ex);
+}
+
+void pg_exchange_resume_request(struct pg_exchange *ex)
+{
+    if (!ex->send_paused)
+        return;
+    ex->send_paused = false;
+    apply_pause(ex);
+}
+
+bool pg_exchange_response_paused(const struct pg_exchange *ex)
+{
+    return ex->recv_paused;
+}
+
+bool pg_exchange_request_paused(const struct pg_exchange *ex)
+{
+    return ex->send_paused;
+}

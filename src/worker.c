@@ -1,0 +1,145 @@
+#include "pushgate/worker.h"
+#include "pushgate/common.h"
+#include "pushgate/conn.h"
+#include "pushgate/log.h"
+#include "pushgate/upstream.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int pg_listen_socket(const char *host, const char *port, bool exclusive, unsigned *bound_port,
+                     char *err, size_t err_len)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, err_len, "--listen %s:%s: %s", host, port, gai_strerror(rc));
+        return -1;
+    }
+    /* SO_REUSEPORT would let us share a port with another running program: bind once without
+     * it first, so "address in use" is reported instead. */
+    int fd =
+        !exclusive || strcmp(port, "0") == 0 ? -2 : socket(res->ai_family, res->ai_socktype, 0);
+    if (fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        snprintf(err, err_len, "--listen %s:%s: %s", host, port, strerror(errno));
+        close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    if (fd >= 0)
+        close(fd);
+    fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, err_len, "--listen %s:%s: %s", host, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
+                      int len, void *arg)
+{
+    (void)listener;
+    (void)len;
+    pg_conn_accept(arg, fd, addr);
+}
+
+static void on_accept_error(struct evconnlistener *listener, void *arg)
+{
+    (void)arg;
+    pg_log_warn("accept failed: %s", strerror(errno));
+    (void)listener;
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_worker *w = arg;
+    event_base_loopbreak(w->base);
+}
+
+int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *cfg,
+                   SSL_CTX *ssl_ctx, const int *fds, size_t count)
+{
+    memset(w, 0, sizeof(*w));
+    w->index = index;
+    w->cfg = cfg;
+    w->ssl_ctx = ssl_ctx;
+    TAILQ_INIT(&w->conns);
+    w->base = event_base_new();
+    if (!w->base)
+        return PG_ERR_LIBRARY;
+    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    if (!w->stop_ev)
+        return PG_ERR_LIBRARY;
+    w->upstream = pg_upstream_new(w->base, cfg);
+    if (!w->upstream)
+        return PG_ERR_LIBRARY;
+    for (size_t i = 0; i < count; i++) {
+        struct evconnlistener *l = evconnlistener_new(
+            w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fds[i]);
+        if (!l) {
+            close(fds[i]);
+            return PG_ERR_LIBRARY;
+        }
+        evconnlistener_set_error_cb(l, on_accept_error);
+        w->listeners[w->listener_count++] = l;
+    }
+    return PG_OK;
+}
+
+static void *run(void *arg)
+{
+    struct pg_worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int pg_worker_start(struct pg_worker *w)
+{
+    return pthread_create(&w->thread, NULL, run, w) == 0 ? PG_OK : PG_ERR_LIBRARY;
+}
+
+void pg_worker_stop(struct pg_worker *w)
+{
+    /* An activated event survives until the loop runs it; a loopbreak issued before the
+     * thread entered its loop would be forgotten. */
+    event_active(w->stop_ev, EV_READ, 0);
+    pthread_join(w->thread, NULL);
+}
+
+void pg_worker_free(struct pg_worker *w)
+{
+    for (size_t i = 0; i < w->listener_count; i++)
+        evconnlistener_free(w->listeners[i]);
+    while (!TAILQ_EMPTY(&w->conns))
+        pg_conn_free(TAILQ_FIRST(&w->conns));
+    pg_upstream_free(w->upstream);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->base)
+        event_base_free(w->base);
+    memset(w, 0, sizeof(*w));
+}

@@ -1,0 +1,108 @@
+"""The proxy path against nginx from Debian (a real third-party HTTP/1.1 upstream), driven by
+real HTTP/2 clients: curl, nghttp and h2load."""
+import hashlib
+import os
+import shutil
+import tempfile
+import unittest
+
+from harness import Nginx, Pushgate, make_cert, run, main
+
+BIG = 100 * 1024 * 1024
+
+
+class AgainstNginx(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="pg-proxy-")
+        os.chmod(cls.dir, 0o755)
+        cls.root = os.path.join(cls.dir, "www")
+        os.makedirs(os.path.join(cls.root, "link"))
+        with open(os.path.join(cls.root, "small.txt"), "wb") as f:
+            f.write(b"hello from nginx\n")
+        with open(os.path.join(cls.root, "link", "page.html"), "wb") as f:
+            f.write(b"<html>page</html>\n")
+        with open(os.path.join(cls.root, "style.css"), "wb") as f:
+            f.write(b"body{}\n")
+        digest = hashlib.sha256()
+        with open(os.path.join(cls.root, "big.bin"), "wb") as f:
+            for _ in range(BIG // (1 << 20)):
+                block = os.urandom(1 << 20)
+                digest.update(block)
+                f.write(block)
+        cls.big_sha = digest.hexdigest()
+        cls.cert, cls.key = make_cert(cls.dir)
+        cls.nginx = Nginx(cls.root).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.nginx.__exit__(None, None, None)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_small_get_with_curl_prior_knowledge(self):
+        with Pushgate(self.nginx.url) as pg:
+            p = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", pg.url("/small.txt")])
+            self.assertEqual(p.returncode, 0, p.stderr)
+            out = p.stdout.decode()
+            self.assertTrue(out.startswith("HTTP/2 200"), out)
+            self.assertIn("via: 1.1 pushgate", out)
+            self.assertTrue(out.endswith("hello from nginx\n"), out)
+
+    def test_tls_alpn_h2_with_curl(self):
+        with Pushgate(self.nginx.url, tls=(self.cert, self.key)) as pg:
+            p = run(["curl", "-sS", "--http2", "-k", "-o", "/dev/null", "-w",
+                     "%{http_version} %{response_code}", pg.url("/small.txt", "https")])
+            self.assertEqual(p.stdout.decode(), "2 200", p.stderr)
+            old = run(["curl", "-sS", "-k", "--tls-max", "1.1", pg.url("/small.txt", "https")])
+            self.assertNotEqual(old.returncode, 0, "TLS 1.1 must be refused")
+
+    def test_client_without_h2_alpn_is_refused(self):
+        with Pushgate(self.nginx.url, tls=(self.cert, self.key)) as pg:
+            p = run(["curl", "-sS", "--http1.1", "-k", pg.url("/small.txt", "https")])
+            self.assertNotEqual(p.returncode, 0)
+
+    def test_100_mib_body_checksum_with_nghttp(self):
+        with Pushgate(self.nginx.url) as pg:
+            p = run(["bash", "-c", f"nghttp {pg.url('/big.bin')} | sha256sum"], timeout=120)
+            self.assertEqual(p.stdout.decode().split()[0], self.big_sha)
+
+    def test_head_and_404(self):
+        with Pushgate(self.nginx.url) as pg:
+            p = run(["curl", "-sS", "--http2-prior-knowledge", "-I", pg.url("/big.bin")])
+            out = p.stdout.decode()
+            self.assertTrue(out.startswith("HTTP/2 200"), out)
+            self.assertIn(f"content-length: {BIG}", out)
+            p = run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                     "%{response_code}", pg.url("/missing")])
+            self.assertEqual(p.stdout.decode(), "404")
+
+    def test_304_has_no_body(self):
+        with Pushgate(self.nginx.url) as pg:
+            first = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null",
+                         pg.url("/small.txt")]).stdout.decode()
+            etag = [l.split(": ", 1)[1].strip() for l in first.splitlines()
+                    if l.startswith("etag:")][0]
+            p = run(["nghttp", "-nv", "-H", f"if-none-match: {etag}", pg.url("/small.txt")])
+            out = p.stdout.decode()
+            self.assertIn(":status: 304", out)
+            self.assertNotIn("recv DATA frame", out)
+
+    def test_200_concurrent_streams_on_one_connection(self):
+        with Pushgate(self.nginx.url, "--max-concurrent-streams", "256") as pg:
+            p = run(["h2load", "-n", "200", "-c", "1", "-m", "200", pg.url("/small.txt")])
+            out = p.stdout.decode()
+            self.assertIn("200 succeeded, 0 failed, 0 errored", out)
+            self.assertIn("status codes: 200 2xx", out)
+
+    def test_upstream_connections_are_reused(self):
+        with Pushgate(self.nginx.url) as pg:
+            p = run(["h2load", "-n", "400", "-c", "4", "-m", "10", pg.url("/small.txt")])
+            self.assertIn("400 succeeded", p.stdout.decode())
+            # nginx stub_status is not in nginx-light; count ESTABLISHED sockets instead.
+            ss = run(["ss", "-tn", "state", "established", f"( dport = :{self.nginx.port} )"])
+            conns = len(ss.stdout.decode().splitlines()) - 1
+            self.assertLessEqual(conns, 40, "upstream connections are pooled, not per request")
+
+
+if __name__ == "__main__":
+    main()

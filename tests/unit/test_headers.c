@@ -1,0 +1,281 @@
+/* Table tests for the HTTP/2 <-> HTTP/1.1 header mapping. */
+#include "check.h"
+#include "pushgate/common.h"
+#include "pushgate/headers.h"
+
+#include <stdlib.h>
+
+#define H(n, v)                                                                                    \
+    {                                                                                              \
+        n, sizeof(n) - 1, v, sizeof(v) - 1                                                         \
+    }
+#define MAX_FIELDS 12
+#define MAX_LINES 16
+
+struct request_case {
+    const char *name;
+    struct pg_header fields[MAX_FIELDS];
+    size_t count;
+    bool tls;
+    bool push;
+    int expect_rv;
+    long long expect_cl;
+    const char *expect[MAX_LINES]; /* every line, in order */
+};
+
+static const struct request_case request_cases[] = {
+    {"plain GET",
+     {H("user-agent", "t/1"), H("accept", "*/*")},
+     2,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "user-agent: t/1", "accept: */*", "via: 2 pushgate",
+      "x-forwarded-for: 192.0.2.7", "X-Forwarded-Proto: http", "Expect:"}},
+    {"no accept suppresses libcurl's",
+     {H("x-a", "1")},
+     1,
+     true,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "x-a: 1", "via: 2 pushgate", "x-forwarded-for: 192.0.2.7",
+      "X-Forwarded-Proto: https", "Accept:", "Expect:"}},
+    {"cookie crumbs joined",
+     {H("cookie", "a=1"), H("accept", "x"), H("cookie", "b=2"), H("cookie", "c=3")},
+     4,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "accept: x", "cookie: a=1; b=2; c=3", "via: 2 pushgate",
+      "x-forwarded-for: 192.0.2.7", "X-Forwarded-Proto: http", "Expect:"}},
+    {"hop-by-hop removed",
+     {H("connection", "close"), H("keep-alive", "5"), H("proxy-connection", "x"),
+      H("transfer-encoding", "chunked"), H("upgrade", "h2c"), H("te", "gzip"), H("accept", "a"),
+      H("http2-settings", "AAA")},
+     8,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "accept: a", "via: 2 pushgate", "x-forwarded-for: 192.0.2.7",
+      "X-Forwarded-Proto: http", "Expect:"}},
+    {"te trailers kept",
+     {H("te", "trailers"), H("accept", "a")},
+     2,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "te: trailers", "accept: a", "via: 2 pushgate",
+      "x-forwarded-for: 192.0.2.7", "X-Forwarded-Proto: http", "Expect:"}},
+    {"forwarding fields merged",
+     {H("x-forwarded-for", "10.0.0.1"), H("via", "1.1 cdn"), H("x-forwarded-proto", "gopher"),
+      H("accept", "a")},
+     4,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "accept: a", "via: 1.1 cdn, 2 pushgate",
+      "x-forwarded-for: 10.0.0.1, 192.0.2.7", "X-Forwarded-Proto: http", "Expect:"}},
+    {"client push marker removed, ours added",
+     {H("x-http2-push", "1"), H("accept", "a")},
+     2,
+     false,
+     true,
+     PG_OK,
+     -1,
+     {"Host: example.com", "accept: a", "via: 2 pushgate", "x-forwarded-for: 192.0.2.7",
+      "X-Forwarded-Proto: http", "X-Http2-Push: 1", "Expect:"}},
+    {"content-length parsed, never copied",
+     {H("content-length", "42"), H("accept", "a")},
+     2,
+     false,
+     false,
+     PG_OK,
+     42,
+     {"Host: example.com", "accept: a", "via: 2 pushgate", "x-forwarded-for: 192.0.2.7",
+      "X-Forwarded-Proto: http", "Expect:"}},
+    {"empty value kept as empty",
+     {H("x-empty", ""), H("accept", "a")},
+     2,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "x-empty;", "accept: a", "via: 2 pushgate", "x-forwarded-for: 192.0.2.7",
+      "X-Forwarded-Proto: http", "Expect:"}},
+    {"underscore names dropped, host and expect replaced",
+     {H("x_user", "admin"), H("host", "evil"), H("expect", "100-continue"), H("accept", "a")},
+     4,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "accept: a", "via: 2 pushgate", "x-forwarded-for: 192.0.2.7",
+      "X-Forwarded-Proto: http", "Expect:"}},
+    {"CR in a value rejected",
+     {H("x-a", "1\r\nX-Injected: 1")},
+     1,
+     false,
+     false,
+     PG_ERR_INVALID,
+     -1,
+     {NULL}},
+    {"bad content-length rejected",
+     {H("content-length", "1e3")},
+     1,
+     false,
+     false,
+     PG_ERR_INVALID,
+     -1,
+     {NULL}},
+    {"conflicting content-lengths rejected",
+     {H("content-length", "1"), H("content-length", "2")},
+     2,
+     false,
+     false,
+     PG_ERR_INVALID,
+     -1,
+     {NULL}},
+};
+
+static void test_request_mapping(void)
+{
+    for (size_t i = 0; i < PG_ARRAY_LEN(request_cases); i++) {
+        const struct request_case *c = &request_cases[i];
+        struct pg_request_info info = {"example.com", 11,     c->fields, c->count,
+                                       "192.0.2.7",   c->tls, c->push};
+        struct pg_lines lines = {0};
+        long long cl = -7;
+        int rv = pg_headers_build_upstream(&info, &lines, &cl);
+        CHECK(rv == c->expect_rv, "%s: rv %d", c->name, rv);
+        if (rv != PG_OK || c->expect_rv != PG_OK) {
+            pg_lines_free(&lines);
+            continue;
+        }
+        CHECK(cl == c->expect_cl, "%s: content-length %lld", c->name, cl);
+        size_t n = 0;
+        for (size_t off = 0; off < lines.len; off += strlen(lines.data + off) + 1, n++) {
+            const char *want = n < MAX_LINES ? c->expect[n] : NULL;
+            CHECK(want && strcmp(lines.data + off, want) == 0, "%s: line %zu is '%s', want '%s'",
+                  c->name, n, lines.data + off, want ? want : "(none)");
+        }
+        CHECK(n < MAX_LINES && c->expect[n] == NULL, "%s: %zu lines, expected more", c->name, n);
+        CHECK(n == lines.count, "%s: count %zu vs %zu", c->name, lines.count, n);
+        pg_lines_free(&lines);
+    }
+}
+
+struct response_case {
+    const char *name;
+    const char *block;
+    int expect_rv;
+    int status;
+    const char *expect[MAX_LINES]; /* "name: value" of every kept field */
+};
+
+static const struct response_case response_cases[] = {
+    {"simple",
+     "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\n",
+     PG_OK,
+     200,
+     {"content-type: text/html", "content-length: 5"}},
+    {"no reason phrase, LF only", "HTTP/1.0 404\nX-A:  padded  \n\n", PG_OK, 404, {"x-a: padded"}},
+    {"three set-cookies kept apart",
+     "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nSet-Cookie: c=3\r\n\r\n",
+     PG_OK,
+     200,
+     {"set-cookie: a=1", "set-cookie: b=2", "set-cookie: c=3"}},
+    {"hop-by-hop and connection-named dropped",
+     "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nKeep-Alive: 5\r\nX-Secret: s\r\n"
+     "Transfer-Encoding: chunked\r\nUpgrade: h2c\r\nProxy-Connection: x\r\nX-Kept: k\r\n\r\n",
+     PG_OK,
+     200,
+     {"x-kept: k"}},
+    {"103",
+     "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+     PG_OK,
+     103,
+     {"link: </a.css>; rel=preload"}},
+    {"identical content-lengths folded",
+     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+     "Content-Length: 3\r\n\r\n",
+     PG_OK,
+     200,
+     {"content-length: 3"}},
+    {"empty value", "HTTP/1.1 200 OK\r\nX-Empty:\r\n\r\n", PG_OK, 200, {"x-empty: "}},
+    {"obs-fold rejected",
+     "HTTP/1.1 200 OK\r\nX-A: 1\r\n  folded\r\n\r\n",
+     PG_ERR_INVALID,
+     0,
+     {NULL}},
+    {"bare CR rejected", "HTTP/1.1 200 OK\r\nX-A: 1\r2\r\n\r\n", PG_ERR_INVALID, 0, {NULL}},
+    {"NUL rejected", "HTTP/1.1 200 OK\r\nX-A: 1\0002\r\n\r\n", PG_ERR_INVALID, 0, {NULL}},
+    {"bad name rejected", "HTTP/1.1 200 OK\r\nX A: 1\r\n\r\n", PG_ERR_INVALID, 0, {NULL}},
+    {"two content-lengths rejected",
+     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+     "Content-Length: 4\r\n\r\n",
+     PG_ERR_INVALID,
+     0,
+     {NULL}},
+    {"CL with TE rejected",
+     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n",
+     PG_ERR_INVALID,
+     0,
+     {NULL}},
+    {"HTTP/2 status line rejected", "HTTP/2 200\r\n\r\n", PG_ERR_INVALID, 0, {NULL}},
+    {"garbage rejected", "<html>hello</html>\r\n\r\n", PG_ERR_INVALID, 0, {NULL}},
+    {"short status rejected", "HTTP/1.1 20 OK\r\n\r\n", PG_ERR_INVALID, 0, {NULL}},
+    {"empty", "", PG_ERR_INVALID, 0, {NULL}},
+};
+
+static void test_response_parsing(void)
+{
+    for (size_t i = 0; i < PG_ARRAY_LEN(response_cases); i++) {
+        const struct response_case *c = &response_cases[i];
+        size_t len = strlen(c->block);
+        if (strstr(c->name, "NUL"))
+            len = 29; /* the literal holds a NUL: count it by hand */
+        char *block = malloc(len + 1);
+        memcpy(block, c->block, len + 1);
+        struct pg_header fields[8];
+        struct pg_response_head head;
+        int rv = pg_headers_parse_response(block, len, &head, fields, 8);
+        CHECK(rv == c->expect_rv, "%s: rv %d", c->name, rv);
+        if (rv == PG_OK) {
+            CHECK(head.status == c->status, "%s: status %d", c->name, head.status);
+            size_t n = 0;
+            for (; n < head.count; n++) {
+                char got[256];
+                snprintf(got, sizeof(got), "%.*s: %.*s", (int)fields[n].name_len, fields[n].name,
+                         (int)fields[n].value_len, fields[n].value);
+                CHECK(c->expect[n] && strcmp(got, c->expect[n]) == 0, "%s: field %zu '%s'", c->name,
+                      n, got);
+            }
+            CHECK(c->expect[n] == NULL, "%s: %zu fields, expected more", c->name, n);
+        }
+        free(block);
+    }
+}
+
+static void test_too_many_fields(void)
+{
+    char block[] = "HTTP/1.1 200 OK\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n";
+    struct pg_header fields[2];
+    struct pg_response_head head;
+    CHECK(pg_headers_parse_response(block, strlen(block), &head, fields, 2) == PG_ERR_TOO_LONG,
+          "cap of 2 fields");
+}
+
+int main(void)
+{
+    test_request_mapping();
+    test_response_parsing();
+    test_too_many_fields();
+    return check_report("test_headers");
+}

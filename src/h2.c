@@ -2,8 +2,11 @@
 #include "pushgate/common.h"
 #include "pushgate/conn.h"
 #include "pushgate/headers.h"
+#include "pushgate/link.h"
 #include "pushgate/log.h"
+#include "pushgate/push_policy.h"
 #include "pushgate/upstream.h"
+#include "pushgate/url.h"
 #include "pushgate/worker.h"
 
 #include <event2/buffer.h>
@@ -22,6 +25,9 @@
  * resumes. Together with the connection's output bound this caps memory per stream. */
 #define RESPONSE_HIGH_WATER (128 * 1024)
 #define RESPONSE_LOW_WATER (64 * 1024)
+/* Link values examined per field: bounds the work a hostile upstream can cause. */
+#define MAX_LINKS_PER_FIELD 64
+#define MAX_PUSH_PATH 2048
 
 /* A request field kept as nghttp2's own reference-counted buffers: no copy. */
 struct field_ref {
@@ -29,28 +35,40 @@ struct field_ref {
     nghttp2_rcbuf *value;
 };
 
-/* Created when a request's HEADERS begin; freed in on_stream_close (or with the session).
- * Owns its field references, body buffers and upstream exchange. */
+/* A promised request: pushgate made it up, so it owns its strings (no rcbufs exist). */
+struct pushed_request {
+    struct pg_lines strings; /* scheme, authority, path, then name, value, ... (NUL-separated) */
+    struct pg_header fields[8];
+    size_t count;
+    struct pg_header scheme, authority, path; /* views into strings (name unused) */
+};
+
+/* A request stream (client-initiated, or promised by us). Created when a request's HEADERS
+ * begin or when we submit a PUSH_PROMISE; freed in on_stream_close (or with the session).
+ * Owns its field references (or pushed_request), body buffers and upstream exchange. */
 struct pg_stream {
     struct pg_h2 *h2;
     int32_t id;
-    nghttp2_rcbuf *method, *path, *scheme, *authority; /* pseudo-header fields, referenced */
+    nghttp2_rcbuf *method, *path, *scheme, *authority; /* pseudo-header fields, referenced;
+                                                          nghttp2 NUL-terminates rcbufs */
     struct field_ref *fields;
     size_t field_count;
     size_t field_bytes;
-    bool too_large;             /* header list over our bounds: answered 431 */
-    bool has_body;              /* HEADERS did not end the stream */
-    bool req_end;               /* END_STREAM received */
-    bool want_start;            /* request head complete, exchange not yet started */
-    bool started;               /* the exchange was started (or answered locally) */
-    struct evbuffer *req_body;  /* received DATA not yet handed to libcurl */
-    size_t req_unconsumed;      /* bytes received but not yet acknowledged with WINDOW_UPDATE */
-    struct pg_exchange *ex;     /* NULL before start and after the upstream finished */
-    struct evbuffer *resp_body; /* response bytes waiting for the client's window */
-    bool resp_submitted;        /* final response HEADERS submitted */
-    bool resp_eof;              /* no more response bytes will arrive */
-    bool resp_deferred;         /* nghttp2 waits on our data source */
-    bool pending;               /* on h2->pending */
+    struct pushed_request *push; /* non-NULL for a promised stream */
+    bool push_counted;           /* counted in h2->running_pushes */
+    bool too_large;              /* header list over our bounds: answered 431 */
+    bool has_body;               /* HEADERS did not end the stream */
+    bool req_end;                /* END_STREAM received */
+    bool want_start;             /* request head complete, exchange not yet started */
+    bool started;                /* the exchange was started (or answered locally) */
+    struct evbuffer *req_body;   /* received DATA not yet handed to libcurl */
+    size_t req_unconsumed;       /* bytes received but not yet acknowledged with WINDOW_UPDATE */
+    struct pg_exchange *ex;      /* NULL before start and after the upstream finished */
+    struct evbuffer *resp_body;  /* response bytes waiting for the client's window */
+    bool resp_submitted;         /* final response HEADERS submitted */
+    bool resp_eof;               /* no more response bytes will arrive */
+    bool resp_deferred;          /* nghttp2 waits on our data source */
+    bool pending;                /* on h2->pending */
     TAILQ_ENTRY(pg_stream) pending_link;
     TAILQ_ENTRY(pg_stream) link;
 };
@@ -60,6 +78,9 @@ struct pg_h2 {
     nghttp2_session *session;
     TAILQ_HEAD(, pg_stream) streams; /* every live stream */
     TAILQ_HEAD(, pg_stream) pending; /* streams with upstream work for the next flush */
+    struct pg_push_memory pushed;    /* paths requested or pushed on this connection */
+    unsigned running_pushes;         /* promised streams whose fetch is not over */
+    bool client_goaway;              /* the client sent GOAWAY: no more promises */
 };
 
 static const struct pg_exchange_handler exchange_handler;
@@ -99,6 +120,12 @@ static void stream_free(struct pg_stream *st)
         nghttp2_rcbuf_decref(st->fields[i].value);
     }
     free(st->fields);
+    if (st->push_counted)
+        h2->running_pushes--;
+    if (st->push) {
+        pg_lines_free(&st->push->strings);
+        free(st->push);
+    }
     if (st->req_body)
         evbuffer_free(st->req_body);
     if (st->resp_body)
@@ -194,7 +221,7 @@ static void wake_data(struct pg_stream *st)
 
 static bool status_has_body(const struct pg_stream *st, int status)
 {
-    bool head = st->method && rcbuf_is(st->method, "HEAD");
+    bool head = st->method && rcbuf_is(st->method, "HEAD"); /* a pushed request is a GET */
     return !head && status != 204 && status != 304 && status >= 200;
 }
 
@@ -238,6 +265,13 @@ static void respond_locally(struct pg_stream *st, int status, const char *text)
 {
     static const struct pg_header type = {"content-type", 12, "text/plain; charset=utf-8", 25};
     st->started = true;
+    if (st->push) {
+        /* An error page must not be cached as the pushed resource. */
+        nghttp2_submit_rst_stream(st->h2->session, NGHTTP2_FLAG_NONE, st->id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        pg_conn_schedule_flush(st->h2->conn);
+        return;
+    }
     st->want_start = false;
     evbuffer_drain(st->resp_body, evbuffer_get_length(st->resp_body));
     evbuffer_add_printf(st->resp_body, "%s\n", text);
@@ -249,9 +283,13 @@ static void respond_locally(struct pg_stream *st, int status, const char *text)
 
 /* ---- Upstream exchange callbacks (run inside libcurl or from the loop). ---- */
 
+static void push_links(struct pg_stream *st, const struct pg_response_head *head);
+
 static void on_upstream_head(void *ud, const struct pg_response_head *head)
 {
     struct pg_stream *st = ud;
+    if (head->status >= 200)
+        push_links(st, head);
     if (submit_head(st, head->status, head->fields, head->count, head->status >= 200) != PG_OK) {
         pg_log_warn("stream %d: cannot submit the upstream's response head", st->id);
         nghttp2_submit_rst_stream(st->h2->session, NGHTTP2_FLAG_NONE, st->id,
@@ -288,6 +326,17 @@ static void on_upstream_done(void *ud, enum pg_exchange_result result)
 {
     struct pg_stream *st = ud;
     st->ex = NULL;
+    if (st->push_counted) {
+        st->push_counted = false;
+        st->h2->running_pushes--;
+    }
+    if (st->req_unconsumed) {
+        /* The upstream answered without reading the whole body: reopen the window so the
+         * client can finish its request and the stream can close. */
+        nghttp2_session_consume(st->h2->session, st->id, st->req_unconsumed);
+        evbuffer_drain(st->req_body, st->req_unconsumed);
+        st->req_unconsumed = 0;
+    }
     if (result == PG_EXCHANGE_OK) {
         st->resp_eof = true;
         wake_data(st);
@@ -310,51 +359,245 @@ static const struct pg_exchange_handler exchange_handler = {
     .on_done = on_upstream_done,
 };
 
+/* ---- The request as views, for client and promised streams alike. ---- */
+
+static struct pg_header rc_view(nghttp2_rcbuf *rc)
+{
+    if (!rc)
+        return (struct pg_header){0};
+    nghttp2_vec v = buf_of(rc);
+    return (struct pg_header){NULL, 0, (const char *)v.base, v.len};
+}
+
+static bool view_is(struct pg_header h, const char *lit)
+{
+    return h.value_len == strlen(lit) && memcmp(h.value, lit, h.value_len) == 0;
+}
+
+static struct pg_header method_of(const struct pg_stream *st)
+{
+    return st->push ? (struct pg_header){NULL, 0, "GET", 3} : rc_view(st->method);
+}
+
+static struct pg_header path_of(const struct pg_stream *st)
+{
+    return st->push ? st->push->path : rc_view(st->path);
+}
+
+static struct pg_header scheme_of(const struct pg_stream *st)
+{
+    return st->push ? st->push->scheme : rc_view(st->scheme);
+}
+
+static struct pg_header authority_of(const struct pg_stream *st)
+{
+    if (st->push)
+        return st->push->authority;
+    if (st->authority)
+        return rc_view(st->authority);
+    for (size_t i = 0; i < st->field_count; i++)
+        if (rcbuf_is(st->fields[i].name, "host"))
+            return rc_view(st->fields[i].value);
+    return (struct pg_header){0};
+}
+
+/* Writes the regular request fields to out[MAX_REQUEST_FIELDS]; returns their count. */
+static size_t fields_of(const struct pg_stream *st, struct pg_header *out)
+{
+    if (st->push) {
+        memcpy(out, st->push->fields, st->push->count * sizeof(*out));
+        return st->push->count;
+    }
+    for (size_t i = 0; i < st->field_count; i++) {
+        nghttp2_vec n = buf_of(st->fields[i].name), v = buf_of(st->fields[i].value);
+        out[i] = (struct pg_header){(const char *)n.base, n.len, (const char *)v.base, v.len};
+    }
+    return st->field_count;
+}
+
+/* ---- Server push: promises submitted before the parent's HEADERS (RFC 9113 §8.4). ---- */
+
+static int add_string(struct pg_lines *strings, const char *s, size_t len)
+{
+    return pg_lines_add(strings, s, len, "", "", 0);
+}
+
+/* The fields a promised request carries: an accept fitting the link's as=, a few of the
+ * parent's fields that shape the representation, and credentials only if configured. */
+static int build_pushed_request(struct pushed_request *req, const struct pg_stream *parent,
+                                const char *path, enum pg_link_as as)
+{
+    static const char *const copied[] = {"accept-encoding", "accept-language", "user-agent",
+                                         "cache-control",   "cookie",          "authorization"};
+    bool credentials = parent->h2->conn->worker->cfg->push_copy_cookies;
+    struct pg_header scheme = scheme_of(parent), authority = authority_of(parent);
+    const char *accept = pg_push_accept_for(as);
+    int rv = add_string(&req->strings, scheme.value, scheme.value_len);
+    rv = rv ? rv : add_string(&req->strings, authority.value, authority.value_len);
+    rv = rv ? rv : add_string(&req->strings, path, strlen(path));
+    rv = rv ? rv : pg_lines_add(&req->strings, "accept", 6, "", "", 0);
+    rv = rv ? rv : add_string(&req->strings, accept, strlen(accept));
+    size_t wanted = 1;
+    for (size_t i = 0; i < parent->field_count && rv == PG_OK && wanted < 8; i++) {
+        for (size_t c = 0; c < PG_ARRAY_LEN(copied); c++) {
+            if (!rcbuf_is(parent->fields[i].name, copied[c]) || (c >= 4 && !credentials))
+                continue;
+            nghttp2_vec v = buf_of(parent->fields[i].value);
+            rv = add_string(&req->strings, copied[c], strlen(copied[c]));
+            rv = rv ? rv : add_string(&req->strings, (const char *)v.base, v.len);
+            wanted++;
+        }
+    }
+    if (rv != PG_OK)
+        return rv;
+    /* The strings buffer no longer grows: views into it stay valid. */
+    const char *p = req->strings.data;
+    struct pg_header *views[] = {&req->scheme, &req->authority, &req->path};
+    for (size_t i = 0; i < PG_ARRAY_LEN(views); i++, p += strlen(p) + 1)
+        *views[i] = (struct pg_header){NULL, 0, p, strlen(p)};
+    for (req->count = 0; req->count < wanted; req->count++) {
+        const char *name = p;
+        p += strlen(p) + 1;
+        req->fields[req->count] = (struct pg_header){name, strlen(name), p, strlen(p)};
+        p += strlen(p) + 1;
+    }
+    return PG_OK;
+}
+
+static int submit_promise(struct pg_stream *parent, struct pg_stream *pushed)
+{
+    struct pushed_request *req = pushed->push;
+    nghttp2_nv nva[4 + PG_ARRAY_LEN(req->fields)];
+    size_t n = 0;
+    nva[n++] = MAKE_NV(":method", 7, "GET", 3);
+    nva[n++] = MAKE_NV(":scheme", 7, req->scheme.value, req->scheme.value_len);
+    nva[n++] = MAKE_NV(":authority", 10, req->authority.value, req->authority.value_len);
+    nva[n++] = MAKE_NV(":path", 5, req->path.value, req->path.value_len);
+    for (size_t i = 0; i < req->count; i++)
+        nva[n++] = MAKE_NV(req->fields[i].name, req->fields[i].name_len, req->fields[i].value,
+                           req->fields[i].value_len);
+    return nghttp2_submit_push_promise(parent->h2->session, NGHTTP2_FLAG_NONE, parent->id, nva, n,
+                                       pushed);
+}
+
+/* Promises path on parent's connection and queues its upstream fetch. */
+static bool promise(struct pg_stream *parent, const char *path, enum pg_link_as as)
+{
+    struct pg_h2 *h2 = parent->h2;
+    struct pg_stream *st = calloc(1, sizeof(*st));
+    if (!st)
+        return false;
+    st->h2 = h2;
+    st->push = calloc(1, sizeof(*st->push));
+    st->req_body = evbuffer_new();
+    st->resp_body = evbuffer_new();
+    TAILQ_INSERT_TAIL(&h2->streams, st, link);
+    if (!st->push || !st->req_body || !st->resp_body ||
+        build_pushed_request(st->push, parent, path, as) != PG_OK ||
+        (st->id = submit_promise(parent, st)) < 0) {
+        stream_free(st);
+        return false;
+    }
+    st->req_end = true;
+    st->want_start = true;
+    st->push_counted = true;
+    h2->running_pushes++;
+    queue_work(st);
+    return true;
+}
+
+static bool may_push(const struct pg_stream *st, int status)
+{
+    struct pg_h2 *h2 = st->h2;
+    struct pg_push_parent parent = {
+        .push_configured = h2->conn->worker->cfg->push_enabled,
+        .client_allows =
+            nghttp2_session_get_remote_settings(h2->session, NGHTTP2_SETTINGS_ENABLE_PUSH) == 1,
+        .client_goaway = h2->client_goaway,
+        .parent_is_pushed = st->push != NULL,
+        .parent_is_get = view_is(method_of(st), "GET"),
+        .status = status,
+    };
+    return pg_push_parent_verdict(&parent) == PG_PUSH_YES;
+}
+
+/* Pushes what one Link field asks for; returns the remaining per-response budget. */
+static unsigned push_field(struct pg_stream *st, const struct pg_header *field, unsigned budget)
+{
+    struct pg_h2 *h2 = st->h2;
+    const struct pg_config *cfg = h2->conn->worker->cfg;
+    struct pg_link links[MAX_LINKS_PER_FIELD];
+    size_t n = pg_link_parse(field->value, field->value_len, links, PG_ARRAY_LEN(links));
+    struct pg_header scheme = scheme_of(st), authority = authority_of(st), base = path_of(st);
+    char scheme_z[8], authority_z[256], path[MAX_PUSH_PATH];
+    if (scheme.value_len >= sizeof(scheme_z) || authority.value_len >= sizeof(authority_z))
+        return budget;
+    snprintf(scheme_z, sizeof(scheme_z), "%.*s", (int)scheme.value_len, scheme.value);
+    snprintf(authority_z, sizeof(authority_z), "%.*s", (int)authority.value_len, authority.value);
+    for (size_t i = 0; i < n && budget > 0; i++) {
+        size_t path_len;
+        if (!links[i].preload || links[i].nopush)
+            continue;
+        if (pg_url_resolve_same_origin(scheme_z, authority_z, base.value, base.value_len,
+                                       links[i].target, links[i].target_len, path, sizeof(path),
+                                       &path_len) != PG_URL_OK)
+            continue;
+        if (pg_push_memory_contains(&h2->pushed, authority.value, authority.value_len, path,
+                                    path_len))
+            continue;
+        if (h2->running_pushes >= cfg->max_concurrent_pushes)
+            return 0;
+        pg_push_memory_add(&h2->pushed, authority.value, authority.value_len, path, path_len);
+        if (promise(st, path, links[i].as))
+            budget--;
+    }
+    return budget;
+}
+
+static void push_links(struct pg_stream *st, const struct pg_response_head *head)
+{
+    if (!may_push(st, head->status))
+        return;
+    unsigned budget = st->h2->conn->worker->cfg->max_pushes_per_response;
+    for (size_t i = 0; i < head->count && budget > 0; i++)
+        if (head->fields[i].name_len == 4 && memcmp(head->fields[i].name, "link", 4) == 0)
+            budget = push_field(st, &head->fields[i], budget);
+}
+
 /* ---- Starting a request upstream (from pg_h2_flush only). ---- */
 
 /* Returns 0 when the request may go upstream, else the status to answer with. */
 static int validate_request(const struct pg_stream *st)
 {
+    if (st->push)
+        return 0; /* made by us from a resolved same-origin path */
     if (st->too_large)
         return 431;
-    if (!st->method || !st->path)
+    struct pg_header method = method_of(st), path = path_of(st);
+    if (!method.value_len || !path.value_len)
         return 400;
-    if (rcbuf_is(st->method, "CONNECT"))
+    if (view_is(method, "CONNECT"))
         return 405;
-    nghttp2_vec path = buf_of(st->path);
-    bool asterisk = path.len == 1 && path.base[0] == '*';
-    if (asterisk ? !rcbuf_is(st->method, "OPTIONS") : path.base[0] != '/')
+    bool asterisk = view_is(path, "*");
+    if (asterisk ? !view_is(method, "OPTIONS") : path.value[0] != '/')
         return 400;
-    if (memchr(path.base, '#', path.len))
+    if (memchr(path.value, '#', path.value_len))
         return 400;
-    return 0;
-}
-
-static nghttp2_vec authority_of(const struct pg_stream *st)
-{
-    if (st->authority)
-        return buf_of(st->authority);
-    for (size_t i = 0; i < st->field_count; i++)
-        if (rcbuf_is(st->fields[i].name, "host"))
-            return buf_of(st->fields[i].value);
-    return (nghttp2_vec){NULL, 0};
+    return authority_of(st).value_len ? 0 : 400;
 }
 
 static int build_lines(const struct pg_stream *st, struct pg_lines *lines, long long *cl)
 {
     struct pg_header fields[MAX_REQUEST_FIELDS];
-    for (size_t i = 0; i < st->field_count; i++) {
-        nghttp2_vec n = buf_of(st->fields[i].name), v = buf_of(st->fields[i].value);
-        fields[i] = (struct pg_header){(const char *)n.base, n.len, (const char *)v.base, v.len};
-    }
-    nghttp2_vec authority = authority_of(st);
+    struct pg_header authority = authority_of(st);
     struct pg_request_info info = {
-        .authority = (const char *)authority.base,
-        .authority_len = authority.len,
+        .authority = authority.value,
+        .authority_len = authority.value_len,
         .fields = fields,
-        .count = st->field_count,
+        .count = fields_of(st, fields),
         .client_addr = st->h2->conn->client_addr,
         .tls = st->h2->conn->tls,
+        .push = st->push != NULL,
     };
     return pg_headers_build_upstream(&info, lines, cl);
 }
@@ -378,9 +621,13 @@ static void start_upstream(struct pg_stream *st)
         respond_locally(st, 400, "Bad Request");
         return;
     }
+    struct pg_header path = path_of(st), authority = authority_of(st);
+    if (!st->push)
+        pg_push_memory_add(&st->h2->pushed, authority.value, authority.value_len, path.value,
+                           path.value_len);
     struct pg_exchange_request req = {
-        .method = (const char *)buf_of(st->method).base,
-        .target = (const char *)buf_of(st->path).base,
+        .method = method_of(st).value, /* NUL-terminated: rcbuf or our own string */
+        .target = path.value,
         .lines = &lines,
         .has_body = st->has_body || content_length > 0,
         .content_length = content_length,
@@ -481,6 +728,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 {
     (void)session;
     struct pg_h2 *h2 = user_data;
+    if (frame->hd.type == NGHTTP2_GOAWAY)
+        h2->client_goaway = true;
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     struct pg_stream *st = stream_of(h2, frame->hd.stream_id);

@@ -117,7 +117,13 @@ class Pushgate:
         self.proc = None
 
     def __enter__(self):
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+        env = dict(os.environ)
+        if SANITIZED:
+            # ASan parks freed memory in a 256 MiB quarantine by default, which would make the
+            # RSS bounds measure the sanitizer rather than pushgate; a small one still catches
+            # use-after-free of recently freed buffers.
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8"
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.log = LineReader(self.proc.stderr)
         line = self.log.wait_for(lambda l: "listening on" in l or "pushgate:" in l)
@@ -140,6 +146,7 @@ class Pushgate:
                 self.proc.wait()
                 raise AssertionError("pushgate did not stop on SIGTERM")
         self.log.thread.join(5)
+        self.proc.stderr.close()
         if self.proc.returncode != 0:
             raise AssertionError(f"pushgate exited with {self.proc.returncode}:\n" +
                                  self.log.text()[-4000:])
@@ -226,6 +233,9 @@ class TestUpstream:
     def __exit__(self, *exc):
         self.proc.terminate()
         self.proc.wait(timeout=DEADLINE)
+        for reader, pipe in ((self.out, self.proc.stdout), (self.err, self.proc.stderr)):
+            reader.thread.join(5)
+            pipe.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     @property

@@ -63,7 +63,11 @@ run_tests() {
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         PG_SANITIZED=1 meson test -C build-asan --print-errorlogs || status=1
-    count_results build/meson-logs/testlog.json build-asan/meson-logs/testlog.json || status=1
+    # libFuzzer targets (clang), each fuzzed for a bounded time on top of its corpus.
+    CC=clang build build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
+    meson test -C build-fuzz --suite fuzz-run --print-errorlogs || status=1
+    count_results build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+        build-fuzz/meson-logs/testlog.json || status=1
     return $status
 }
 

@@ -23,6 +23,15 @@ enum long_only_option {
     OPT_PUSH_COPY_COOKIES,
     OPT_MAX_PUSHES_PER_RESPONSE,
     OPT_MAX_CONCURRENT_PUSHES,
+    OPT_EARLY_HINTS,
+    OPT_NO_EARLY_HINTS,
+    OPT_PUSH_LEARN,
+    OPT_NO_PUSH_LEARN,
+    OPT_PUSH_LEARN_SIZE,
+    OPT_PUSH_LEARN_TTL,
+    OPT_PUSH_LEARN_PRIVATE,
+    OPT_PUSH_CACHE_DIGEST,
+    OPT_PUSH_CACHE_DIGEST_MAX_AGE,
 };
 
 static const struct option long_options[] = {
@@ -41,6 +50,15 @@ static const struct option long_options[] = {
     {"push-copy-cookies", no_argument, NULL, OPT_PUSH_COPY_COOKIES},
     {"max-pushes-per-response", required_argument, NULL, OPT_MAX_PUSHES_PER_RESPONSE},
     {"max-concurrent-pushes", required_argument, NULL, OPT_MAX_CONCURRENT_PUSHES},
+    {"early-hints", no_argument, NULL, OPT_EARLY_HINTS},
+    {"no-early-hints", no_argument, NULL, OPT_NO_EARLY_HINTS},
+    {"push-learn", no_argument, NULL, OPT_PUSH_LEARN},
+    {"no-push-learn", no_argument, NULL, OPT_NO_PUSH_LEARN},
+    {"push-learn-size", required_argument, NULL, OPT_PUSH_LEARN_SIZE},
+    {"push-learn-ttl", required_argument, NULL, OPT_PUSH_LEARN_TTL},
+    {"push-learn-private", no_argument, NULL, OPT_PUSH_LEARN_PRIVATE},
+    {"push-cache-digest", no_argument, NULL, OPT_PUSH_CACHE_DIGEST},
+    {"push-cache-digest-max-age", required_argument, NULL, OPT_PUSH_CACHE_DIGEST_MAX_AGE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -58,6 +76,11 @@ static void set_defaults(struct pg_config *cfg)
     cfg->push_enabled = true;
     cfg->max_pushes_per_response = 16;
     cfg->max_concurrent_pushes = 32;
+    cfg->early_hints = true;
+    cfg->push_learn = true;
+    cfg->push_learn_size = 1024;
+    cfg->push_learn_ttl_ms = 10 * 60 * 1000;
+    cfg->push_cache_digest_max_age_ms = 7 * 24 * 3600 * 1000U;
 }
 
 static int fail(char *err, size_t err_len, const char *fmt, ...)
@@ -248,6 +271,37 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
         if (!parse_uint(arg, 1, 1000, &cfg->max_concurrent_pushes))
             return fail(err, err_len, "--max-concurrent-pushes '%s': expected 1..1000", arg);
         return PG_OK;
+    case OPT_EARLY_HINTS:
+    case OPT_NO_EARLY_HINTS:
+        cfg->early_hints = opt == OPT_EARLY_HINTS;
+        return PG_OK;
+    case OPT_PUSH_LEARN:
+    case OPT_NO_PUSH_LEARN:
+        cfg->push_learn = opt == OPT_PUSH_LEARN;
+        return PG_OK;
+    case OPT_PUSH_LEARN_SIZE:
+        if (!parse_uint(arg, 1, 1000000, &cfg->push_learn_size))
+            return fail(err, err_len, "--push-learn-size '%s': expected 1..1000000", arg);
+        return PG_OK;
+    case OPT_PUSH_LEARN_TTL:
+        if (!pg_config_parse_duration(arg, &cfg->push_learn_ttl_ms) || !cfg->push_learn_ttl_ms)
+            return fail(err, err_len,
+                        "--push-learn-ttl '%s': expected a duration such as 30s, 10m or 1h", arg);
+        return PG_OK;
+    case OPT_PUSH_LEARN_PRIVATE:
+        cfg->push_learn_private = true;
+        return PG_OK;
+    case OPT_PUSH_CACHE_DIGEST:
+        cfg->push_cache_digest = true;
+        return PG_OK;
+    case OPT_PUSH_CACHE_DIGEST_MAX_AGE:
+        if (!pg_config_parse_duration(arg, &cfg->push_cache_digest_max_age_ms) ||
+            cfg->push_cache_digest_max_age_ms < 1000)
+            return fail(err, err_len,
+                        "--push-cache-digest-max-age '%s': expected a duration of at least 1s, "
+                        "such as 1h or 168h",
+                        arg);
+        return PG_OK;
     }
     return fail(err, err_len, "unknown option");
 }
@@ -341,6 +395,29 @@ void pg_config_usage(FILE *out)
           "        Copy the parent request's cookie and authorization headers into pushed\n"
           "        requests (off by default: a push must not act with the user's credentials\n"
           "        unless the operator says so).\n"
+          "    --no-early-hints\n"
+          "        Do not send 103 Early Hints of our own. By default a client that disabled\n"
+          "        push gets one 103 carrying the page's preload Link fields as soon as they\n"
+          "        are known (learned), before the upstream answers. An upstream's own 103 is\n"
+          "        always forwarded (and its preload links pushed to clients that accept push).\n"
+          "    --no-push-learn\n"
+          "        Do not learn links. By default the same-origin preload targets of each 2xx\n"
+          "        response to a GET are remembered per (authority, path); the next request for\n"
+          "        that page is pushed (or hinted) at once, while the upstream is still thinking.\n"
+          "        The newest response is the truth: the table follows what it lists.\n"
+          "    --push-learn-size N\n"
+          "        Pages remembered per worker (least recently used go first). Default 1024.\n"
+          "    --push-learn-ttl DURATION\n"
+          "        How long a learned page is trusted. Default 10m.\n"
+          "    --push-learn-private\n"
+          "        Also learn from responses marked Cache-Control: private or no-store and from\n"
+          "        requests carrying Authorization (off: what one user sees is not replayed to\n"
+          "        another).\n"
+          "    --push-cache-digest\n"
+          "        Remember in a cookie (pg_pushed, a 512-bit Bloom filter) what was pushed to\n"
+          "        this browser, and do not push it again on later connections. Off by default.\n"
+          "    --push-cache-digest-max-age DURATION\n"
+          "        Lifetime of that cookie. Default 168h.\n"
           "    --log-level error|warn|info|debug\n"
           "        Default info.\n"
           "    -h, --help\n"

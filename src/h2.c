@@ -1,7 +1,9 @@
 #include "pushgate/h2.h"
 #include "pushgate/common.h"
 #include "pushgate/conn.h"
+#include "pushgate/digest.h"
 #include "pushgate/headers.h"
+#include "pushgate/learn.h"
 #include "pushgate/link.h"
 #include "pushgate/log.h"
 #include "pushgate/push_policy.h"
@@ -14,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
+#include <time.h>
 
 /* Request side: the stream window bounds what one upload buffers before the upstream takes it. */
 #define STREAM_RECV_WINDOW (256 * 1024)
@@ -28,6 +32,7 @@
 /* Link values examined per field: bounds the work a hostile upstream can cause. */
 #define MAX_LINKS_PER_FIELD 64
 #define MAX_PUSH_PATH 2048
+#define MAX_HINT_FIELDS 32 /* Link fields repeated in one 103 */
 
 /* A request field kept as nghttp2's own reference-counted buffers: no copy. */
 struct field_ref {
@@ -69,6 +74,11 @@ struct pg_stream {
     bool resp_eof;               /* no more response bytes will arrive */
     bool resp_deferred;          /* nghttp2 waits on our data source */
     bool pending;                /* on h2->pending */
+    unsigned pushes;             /* promises made for this response (all sources) */
+    bool hinted;                 /* we sent our own 103 for it */
+    bool digest_loaded;          /* digest holds the client's pg_pushed cookie (or empty) */
+    bool digest_changed;         /* pushes were added: send the cookie back */
+    struct pg_digest digest;
     TAILQ_ENTRY(pg_stream) pending_link;
     TAILQ_ENTRY(pg_stream) link;
 };
@@ -231,22 +241,23 @@ static bool status_has_body(const struct pg_stream *st, int status)
         (uint8_t *)(n), (uint8_t *)(v), (nlen), (vlen), NGHTTP2_NV_FLAG_NONE                       \
     }
 
-/* Submits a response (or a 1xx) whose fields nghttp2 copies before returning. */
-static int submit_head(struct pg_stream *st, int status, const struct pg_header *fields,
-                       size_t count, bool with_via)
+/* Submits a response (or a 1xx) whose fields nghttp2 copies before returning; extra fields
+ * (ours: via, set-cookie) follow the given ones. */
+static int submit_head_extra(struct pg_stream *st, int status, const struct pg_header *fields,
+                             size_t count, const struct pg_header *extra, size_t extra_count)
 {
-    nghttp2_nv nva[2 + 256];
+    nghttp2_nv nva[1 + 256 + 2];
     char status_text[4];
     size_t n = 0;
-    if (count > 256)
+    if (count > 256 || extra_count > 2)
         return PG_ERR_TOO_LONG;
     snprintf(status_text, sizeof(status_text), "%03d", status);
     nva[n++] = MAKE_NV(":status", 7, status_text, 3);
     for (size_t i = 0; i < count; i++)
         nva[n++] =
             MAKE_NV(fields[i].name, fields[i].name_len, fields[i].value, fields[i].value_len);
-    if (with_via)
-        nva[n++] = MAKE_NV("via", 3, "1.1 pushgate", 12);
+    for (size_t i = 0; i < extra_count; i++)
+        nva[n++] = MAKE_NV(extra[i].name, extra[i].name_len, extra[i].value, extra[i].value_len);
     int rv;
     if (status < 200) {
         rv = nghttp2_submit_headers(st->h2->session, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL);
@@ -258,6 +269,12 @@ static int submit_head(struct pg_stream *st, int status, const struct pg_header 
     }
     pg_conn_schedule_flush(st->h2->conn);
     return rv == 0 ? PG_OK : PG_ERR_LIBRARY;
+}
+
+static int submit_head(struct pg_stream *st, int status, const struct pg_header *fields,
+                       size_t count)
+{
+    return submit_head_extra(st, status, fields, count, NULL, 0);
 }
 
 /* Answers a request ourselves (errors: 4xx, 502, 504) with a short text body. */
@@ -276,21 +293,32 @@ static void respond_locally(struct pg_stream *st, int status, const char *text)
     evbuffer_drain(st->resp_body, evbuffer_get_length(st->resp_body));
     evbuffer_add_printf(st->resp_body, "%s\n", text);
     st->resp_eof = true;
-    if (submit_head(st, status, &type, 1, false) != PG_OK)
+    if (submit_head(st, status, &type, 1) != PG_OK)
         nghttp2_submit_rst_stream(st->h2->session, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
 }
 
 /* ---- Upstream exchange callbacks (run inside libcurl or from the loop). ---- */
 
-static void push_links(struct pg_stream *st, const struct pg_response_head *head);
+static void handle_links(struct pg_stream *st, const struct pg_response_head *head);
+static void format_digest_cookie(struct pg_stream *st, char *out, size_t cap);
 
 static void on_upstream_head(void *ud, const struct pg_response_head *head)
 {
     struct pg_stream *st = ud;
-    if (head->status >= 200)
-        push_links(st, head);
-    if (submit_head(st, head->status, head->fields, head->count, head->status >= 200) != PG_OK) {
+    char cookie[256];
+    struct pg_header extra[2] = {{"via", 3, "1.1 pushgate", 12}};
+    size_t extra_count = 0;
+    handle_links(st, head);
+    if (head->status >= 200) {
+        extra_count = 1;
+        if (st->digest_changed) {
+            format_digest_cookie(st, cookie, sizeof(cookie));
+            extra[extra_count++] = (struct pg_header){"set-cookie", 10, cookie, strlen(cookie)};
+        }
+    }
+    if (submit_head_extra(st, head->status, head->fields, head->count, extra, extra_count) !=
+        PG_OK) {
         pg_log_warn("stream %d: cannot submit the upstream's response head", st->id);
         nghttp2_submit_rst_stream(st->h2->session, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
@@ -521,47 +549,239 @@ static bool may_push(const struct pg_stream *st, int status)
     return pg_push_parent_verdict(&parent) == PG_PUSH_YES;
 }
 
-/* Pushes what one Link field asks for; returns the remaining per-response budget. */
-static unsigned push_field(struct pg_stream *st, const struct pg_header *field, unsigned budget)
+/* The preload links of one response head, resolved once: what to push, what to learn, what
+ * to repeat in a 103. Owns the resolved paths (targets point into paths after finish). */
+struct link_set {
+    struct pg_lines paths; /* resolved paths, NUL-separated */
+    size_t path_offsets[PG_LEARN_MAX_TARGETS];
+    struct pg_learned_target targets[PG_LEARN_MAX_TARGETS];
+    size_t target_count;
+    const char *hints[MAX_HINT_FIELDS]; /* views of the Link field values naming a preload */
+    size_t hint_lens[MAX_HINT_FIELDS];
+    size_t hint_count;
+    bool hint_only; /* a preload link that cannot be pushed (nopush, other origin) */
+};
+
+static bool is_field(const struct pg_header *f, const char *lit)
+{
+    return f->name_len == strlen(lit) && memcmp(f->name, lit, f->name_len) == 0;
+}
+
+static bool set_has_path(const struct link_set *set, const char *path, size_t len)
+{
+    for (size_t i = 0; i < set->target_count; i++)
+        if (set->targets[i].path_len == len &&
+            memcmp(set->paths.data + set->path_offsets[i], path, len) == 0)
+            return true;
+    return false;
+}
+
+/* Resolves one link; adds it to the targets when it may be pushed. */
+static void collect_link(struct link_set *set, const struct pg_link *link, const char *scheme,
+                         const char *authority, struct pg_header base)
+{
+    char path[MAX_PUSH_PATH];
+    size_t len;
+    if (link->nopush) {
+        set->hint_only = true;
+        return;
+    }
+    int r = pg_url_resolve_same_origin(scheme, authority, base.value, base.value_len, link->target,
+                                       link->target_len, path, sizeof(path), &len);
+    if (r == PG_URL_CROSS_ORIGIN)
+        set->hint_only = true;
+    /* "//x" is a legal :path, but many HTTP/1.1 servers read it as a host: never push it. */
+    if (r != PG_URL_OK || (len > 1 && path[1] == '/') || set_has_path(set, path, len) ||
+        set->target_count == PG_LEARN_MAX_TARGETS)
+        return;
+    size_t offset = set->paths.len;
+    if (pg_lines_add(&set->paths, path, len, "", "", 0) != PG_OK)
+        return;
+    set->path_offsets[set->target_count] = offset;
+    set->targets[set->target_count++] = (struct pg_learned_target){NULL, len, link->as};
+}
+
+static void collect_links(struct pg_stream *st, const struct pg_header *fields, size_t count,
+                          struct link_set *set)
+{
+    struct pg_header scheme = scheme_of(st), authority = authority_of(st), base = path_of(st);
+    char scheme_z[8], authority_z[256];
+    memset(set, 0, sizeof(*set));
+    if (scheme.value_len >= sizeof(scheme_z) || authority.value_len >= sizeof(authority_z))
+        return;
+    snprintf(scheme_z, sizeof(scheme_z), "%.*s", (int)scheme.value_len, scheme.value);
+    snprintf(authority_z, sizeof(authority_z), "%.*s", (int)authority.value_len, authority.value);
+    for (size_t f = 0; f < count; f++) {
+        if (!is_field(&fields[f], "link"))
+            continue;
+        struct pg_link links[MAX_LINKS_PER_FIELD];
+        size_t n = pg_link_parse(fields[f].value, fields[f].value_len, links, PG_ARRAY_LEN(links));
+        bool preload = false;
+        for (size_t i = 0; i < n; i++) {
+            if (!links[i].preload)
+                continue;
+            preload = true;
+            collect_link(set, &links[i], scheme_z, authority_z, base);
+        }
+        if (preload && set->hint_count < MAX_HINT_FIELDS) {
+            set->hints[set->hint_count] = fields[f].value;
+            set->hint_lens[set->hint_count++] = fields[f].value_len;
+        }
+    }
+    for (size_t i = 0; i < set->target_count; i++) /* the buffer no longer moves */
+        set->targets[i].path = set->paths.data + set->path_offsets[i];
+}
+
+static void load_digest(struct pg_stream *st)
+{
+    st->digest_loaded = true;
+    for (size_t i = 0; i < st->field_count; i++) {
+        if (!rcbuf_is(st->fields[i].name, "cookie"))
+            continue;
+        nghttp2_vec v = buf_of(st->fields[i].value);
+        if (pg_digest_from_cookie(&st->digest, (const char *)v.base, v.len))
+            return;
+    }
+}
+
+/* Pushes targets from parent's connection, within the per-response, per-connection and
+ * digest rules. */
+static void push_targets(struct pg_stream *st, const struct pg_learned_target *targets,
+                         size_t count)
 {
     struct pg_h2 *h2 = st->h2;
     const struct pg_config *cfg = h2->conn->worker->cfg;
-    struct pg_link links[MAX_LINKS_PER_FIELD];
-    size_t n = pg_link_parse(field->value, field->value_len, links, PG_ARRAY_LEN(links));
-    struct pg_header scheme = scheme_of(st), authority = authority_of(st), base = path_of(st);
-    char scheme_z[8], authority_z[256], path[MAX_PUSH_PATH];
-    if (scheme.value_len >= sizeof(scheme_z) || authority.value_len >= sizeof(authority_z))
-        return budget;
-    snprintf(scheme_z, sizeof(scheme_z), "%.*s", (int)scheme.value_len, scheme.value);
-    snprintf(authority_z, sizeof(authority_z), "%.*s", (int)authority.value_len, authority.value);
-    for (size_t i = 0; i < n && budget > 0; i++) {
-        size_t path_len;
-        if (!links[i].preload || links[i].nopush)
+    struct pg_header authority = authority_of(st);
+    if (cfg->push_cache_digest && !st->digest_loaded)
+        load_digest(st);
+    for (size_t i = 0; i < count && st->pushes < cfg->max_pushes_per_response; i++) {
+        const char *path = targets[i].path;
+        size_t len = targets[i].path_len;
+        if (pg_push_memory_contains(&h2->pushed, authority.value, authority.value_len, path, len))
             continue;
-        if (pg_url_resolve_same_origin(scheme_z, authority_z, base.value, base.value_len,
-                                       links[i].target, links[i].target_len, path, sizeof(path),
-                                       &path_len) != PG_URL_OK)
-            continue;
-        if (pg_push_memory_contains(&h2->pushed, authority.value, authority.value_len, path,
-                                    path_len))
+        if (cfg->push_cache_digest &&
+            pg_digest_contains(&st->digest, authority.value, authority.value_len, path, len))
             continue;
         if (h2->running_pushes >= cfg->max_concurrent_pushes)
-            return 0;
-        pg_push_memory_add(&h2->pushed, authority.value, authority.value_len, path, path_len);
-        if (promise(st, path, links[i].as))
-            budget--;
+            return;
+        pg_push_memory_add(&h2->pushed, authority.value, authority.value_len, path, len);
+        if (!promise(st, path, targets[i].as))
+            continue;
+        st->pushes++;
+        if (cfg->push_cache_digest) {
+            pg_digest_add(&st->digest, authority.value, authority.value_len, path, len);
+            st->digest_changed = true;
+        }
     }
-    return budget;
 }
 
-static void push_links(struct pg_stream *st, const struct pg_response_head *head)
+/* Our own 103 (RFC 8297): once per request, never on a pushed stream or after the final
+ * response. */
+static void send_hints(struct pg_stream *st, const char *const *hints, const size_t *lens,
+                       size_t count)
 {
-    if (!may_push(st, head->status))
+    struct pg_header fields[MAX_HINT_FIELDS];
+    if (st->hinted || st->push || st->resp_submitted || count == 0)
         return;
-    unsigned budget = st->h2->conn->worker->cfg->max_pushes_per_response;
-    for (size_t i = 0; i < head->count && budget > 0; i++)
-        if (head->fields[i].name_len == 4 && memcmp(head->fields[i].name, "link", 4) == 0)
-            budget = push_field(st, &head->fields[i], budget);
+    if (count > MAX_HINT_FIELDS)
+        count = MAX_HINT_FIELDS;
+    for (size_t i = 0; i < count; i++)
+        fields[i] = (struct pg_header){"link", 4, hints[i], lens[i]};
+    st->hinted = true;
+    if (submit_head(st, 103, fields, count) != PG_OK)
+        pg_log_debug("stream %d: cannot submit a 103", st->id);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A request for a page whose links we learned: push or hint them before the upstream
+ * answers (called when the request starts). */
+static void act_on_learned(struct pg_stream *st)
+{
+    struct pg_worker *w = st->h2->conn->worker;
+    if (!w->learn || st->push || !view_is(method_of(st), "GET"))
+        return;
+    struct pg_header authority = authority_of(st), path = path_of(st);
+    const struct pg_learned *learned = pg_learn_lookup(
+        w->learn, authority.value, authority.value_len, path.value, path.value_len, now_ms());
+    if (!learned)
+        return;
+    bool push = may_push(st, 200); /* the status is not known yet: assume success */
+    if (push)
+        push_targets(st, learned->targets, learned->target_count);
+    if (w->cfg->early_hints && (!push || learned->hint_only))
+        send_hints(st, learned->hints, learned->hint_lens, learned->hint_count);
+}
+
+static bool has_directive(const struct pg_header *f, const char *directive)
+{
+    size_t n = strlen(directive);
+    for (size_t i = 0; i + n <= f->value_len; i++) {
+        bool start = i == 0 || f->value[i - 1] == ',' || f->value[i - 1] == ' ';
+        bool end = i + n == f->value_len || (f->value[i + n] && strchr(",; =", f->value[i + n]));
+        if (start && end && strncasecmp(f->value + i, directive, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* What one user sees is not replayed to another: private responses and authorized requests
+ * are not learned from unless the operator says so. */
+static bool may_learn(const struct pg_stream *st, const struct pg_response_head *head)
+{
+    if (st->push || !view_is(method_of(st), "GET") || head->status < 200 || head->status >= 300)
+        return false;
+    if (st->h2->conn->worker->cfg->push_learn_private)
+        return true;
+    for (size_t i = 0; i < st->field_count; i++)
+        if (rcbuf_is(st->fields[i].name, "authorization"))
+            return false;
+    for (size_t i = 0; i < head->count; i++)
+        if (is_field(&head->fields[i], "cache-control") &&
+            (has_directive(&head->fields[i], "private") ||
+             has_directive(&head->fields[i], "no-store")))
+            return false;
+    return true;
+}
+
+static void learn_links(struct pg_stream *st, const struct pg_response_head *head,
+                        const struct link_set *set)
+{
+    struct pg_learn *table = st->h2->conn->worker->learn;
+    if (!table || !may_learn(st, head))
+        return;
+    struct pg_header authority = authority_of(st), path = path_of(st);
+    struct pg_learned learned = {set->targets,   set->target_count, set->hints,
+                                 set->hint_lens, set->hint_count,   set->hint_only};
+    pg_learn_store(table, authority.value, authority.value_len, path.value, path.value_len,
+                   &learned, now_ms());
+}
+
+static void format_digest_cookie(struct pg_stream *st, char *out, size_t cap)
+{
+    char value[PG_DIGEST_VALUE_LEN + 1];
+    pg_digest_format(&st->digest, value);
+    snprintf(out, cap, PG_DIGEST_COOKIE "=%s; Path=/; Max-Age=%u; HttpOnly; SameSite=Lax%s", value,
+             st->h2->conn->worker->cfg->push_cache_digest_max_age_ms / 1000,
+             st->h2->conn->tls ? "; Secure" : "");
+}
+
+/* A response head from the upstream (103 or final): push its links, learn from it. */
+static void handle_links(struct pg_stream *st, const struct pg_response_head *head)
+{
+    struct link_set set;
+    collect_links(st, head->fields, head->count, &set);
+    bool informational = head->status < 200;
+    if (set.target_count && may_push(st, informational ? 200 : head->status))
+        push_targets(st, set.targets, set.target_count);
+    if (!informational)
+        learn_links(st, head, &set);
+    pg_lines_free(&set.paths);
 }
 
 /* ---- Starting a request upstream (from pg_h2_flush only). ---- */
@@ -625,6 +845,7 @@ static void start_upstream(struct pg_stream *st)
     if (!st->push)
         pg_push_memory_add(&st->h2->pushed, authority.value, authority.value_len, path.value,
                            path.value_len);
+    act_on_learned(st);
     struct pg_exchange_request req = {
         .method = method_of(st).value, /* NUL-terminated: rcbuf or our own string */
         .target = path.value,

@@ -199,7 +199,7 @@ int pg_headers_build_upstream(const struct pg_request_info *req, struct pg_lines
 
 static bool is_tchar(unsigned char c)
 {
-    return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return isalnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static bool parse_status_line(const char *line, size_t len, int *status)

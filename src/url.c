@@ -22,11 +22,19 @@ struct pin {
     size_t i;
 };
 
-/* Output that records overflow instead of truncating; one byte is always kept for the NUL. */
+/* Output that records overflow instead of truncating; one byte is always kept for the NUL.
+ *
+ * remove_dot_segments may need more room on the way than its result takes ("a/../b"), so while
+ * it runs, segments that find no room are counted rather than failing at once: spill whole
+ * segments past the stored bytes, after a last stored one cut short when `cut`. Pops remove
+ * them first; only those still there at the end make the result too long. A segment that
+ * survives to the end was written where it ends up, so when the result fits, it was stored. */
 struct out {
     char *p;
     size_t cap, len;
     bool over;
+    size_t spill;
+    bool cut;
 };
 
 struct host {
@@ -84,7 +92,7 @@ static bool scheme_ok(struct span s)
     if (s.n == 0 || !is_alpha(s.p[0]))
         return false;
     for (size_t k = 1; k < s.n; k++)
-        if (!is_alpha(s.p[k]) && !is_digit(s.p[k]) && !strchr("+-.", s.p[k]))
+        if (!is_alpha(s.p[k]) && !is_digit(s.p[k]) && !(s.p[k] && strchr("+-.", s.p[k])))
             return false;
     return true;
 }
@@ -193,16 +201,34 @@ static bool starts(const struct pin *in, const char *lit)
 /* Drops the output's last segment and the '/' before it; never below start. */
 static void pop(struct out *o, size_t start)
 {
+    if (o->spill > 0) {
+        o->spill--;
+        return;
+    }
+    o->cut = false;
     while (o->len > start && o->p[--o->len] != '/')
         ;
 }
 
+/* Moves one segment to the output, or as much of it as fits (see struct out). */
 static void segment(struct out *o, struct pin *in)
 {
+    bool stored = !o->over && o->spill == 0 && !o->cut && o->len + 1 < o->cap;
+    if (!stored)
+        o->spill++;
     do {
-        addc(o, (char)peek(in, 0));
+        if (stored && o->len + 1 < o->cap)
+            o->p[o->len++] = (char)peek(in, 0);
+        else if (stored)
+            o->cut = true;
         in->i++;
     } while (left(in) > 0 && peek(in, 0) != '/');
+}
+
+static void slash(struct out *o)
+{
+    struct pin in = {{"/", 1}, empty, 0};
+    segment(o, &in);
 }
 
 /* RFC 3986 §5.2.4, step by step; the output buffer is the algorithm's output buffer. */
@@ -216,21 +242,25 @@ static void remove_dots(struct out *o, struct pin *in)
         } else if (starts(in, "./") || starts(in, "/./")) {
             in->i += 2;
         } else if (n == 2 && starts(in, "/.")) {
-            addc(o, '/');
-            return;
+            slash(o);
+            break;
         } else if (starts(in, "/../")) {
             in->i += 3;
             pop(o, start);
         } else if (n == 3 && starts(in, "/..")) {
             pop(o, start);
-            addc(o, '/');
-            return;
+            slash(o);
+            break;
         } else if ((n == 1 && starts(in, ".")) || (n == 2 && starts(in, ".."))) {
-            return;
+            break;
         } else {
             segment(o, in);
         }
     }
+    if (o->spill > 0 || o->cut)
+        o->over = true;
+    o->spill = 0;
+    o->cut = false;
 }
 
 /* RFC 3986 §5.2.3: everything of the base path up to its last '/', then the reference path. */
@@ -309,7 +339,7 @@ static void compose(struct out *o, const struct uri *t, struct pin *in, bool dot
 int pg_url_resolve(const char *base, size_t base_len, const char *ref, size_t ref_len, char *out,
                    size_t out_cap, size_t *out_len)
 {
-    struct out o = {out, out_cap, 0, false};
+    struct out o = {out, out_cap, 0, false, 0, false};
     struct uri b, r, t;
     struct pin in;
     if (!clean(base, base_len) || !clean(ref, ref_len))
@@ -407,7 +437,7 @@ int pg_url_resolve_same_origin(const char *scheme, const char *authority, const 
                                size_t base_path_len, const char *ref, size_t ref_len, char *out,
                                size_t out_cap, size_t *out_len)
 {
-    struct out o = {out, out_cap, 0, false};
+    struct out o = {out, out_cap, 0, false, 0, false};
     struct uri b, r, t;
     struct pin in;
     if (!clean(ref, ref_len))

@@ -2,6 +2,7 @@
 #include "pushgate/common.h"
 #include "pushgate/conn.h"
 #include "pushgate/log.h"
+#include "pushgate/learn.h"
 #include "pushgate/upstream.h"
 
 #include <errno.h>
@@ -97,6 +98,11 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
     w->upstream = pg_upstream_new(w->base, cfg);
     if (!w->upstream)
         return PG_ERR_LIBRARY;
+    if (cfg->push_learn) {
+        w->learn = pg_learn_new(cfg->push_learn_size, cfg->push_learn_ttl_ms);
+        if (!w->learn)
+            return PG_ERR_NOMEM;
+    }
     for (size_t i = 0; i < count; i++) {
         struct evconnlistener *l = evconnlistener_new(
             w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fds[i]);
@@ -137,6 +143,7 @@ void pg_worker_free(struct pg_worker *w)
     while (!TAILQ_EMPTY(&w->conns))
         pg_conn_free(TAILQ_FIRST(&w->conns));
     pg_upstream_free(w->upstream);
+    pg_learn_free(w->learn);
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->base)

@@ -39,6 +39,13 @@ struct pg_config {
     bool push_copy_cookies; /* copy cookie/authorization into pushed requests */
     unsigned max_pushes_per_response;
     unsigned max_concurrent_pushes; /* running pushed fetches per connection */
+    bool early_hints;               /* send our own 103 to clients that disabled push */
+    bool push_learn;                /* remember each page's preload targets */
+    unsigned push_learn_size;       /* pages remembered per worker */
+    unsigned push_learn_ttl_ms;
+    bool push_learn_private; /* learn from private responses / authorized requests too */
+    bool push_cache_digest;  /* the pg_pushed cookie */
+    unsigned push_cache_digest_max_age_ms;
 };
 
 enum pg_config_action {

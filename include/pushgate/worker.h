@@ -18,6 +18,7 @@ struct event_base;
 struct event;
 struct evconnlistener;
 struct pg_upstream;
+struct pg_learn;
 struct pg_conn;
 
 struct pg_worker {
@@ -27,6 +28,7 @@ struct pg_worker {
     struct event_base *base;
     struct event *stop_ev; /* activated by main to end the loop */
     struct pg_upstream *upstream;
+    struct pg_learn *learn; /* links learned from this worker's responses; NULL when off */
     struct evconnlistener *listeners[PG_MAX_LISTENERS];
     size_t listener_count;
     TAILQ_HEAD(, pg_conn) conns; /* every open client connection */

@@ -31,6 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == PG_URL_OK) {
             assert(out_len < sizeof out && out[out_len] == '\0' && out[0] == '/');
             assert(strchr(out, '#') == NULL);
+            char *query = strchr(out, '?');
+            if (query)
+                *query = '\0'; /* dot-segments are only special in the path */
             assert(strstr(out, "/../") == NULL && strstr(out, "/./") == NULL);
         }
     }

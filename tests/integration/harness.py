@@ -259,10 +259,24 @@ class TestUpstream:
             time.sleep(0.02)
         raise TimeoutError("request not logged: " + json.dumps(self.requests())[-2000:])
 
-    def stats(self):
+    def control(self, path, **params):
+        """Calls one of the upstream's control paths (/_stats, /_release, /_links)."""
+        import urllib.parse
         import urllib.request
-        with urllib.request.urlopen(f"{self.url}/_stats", timeout=10) as r:
+        query = urllib.parse.urlencode(params, doseq=True)
+        with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=10) as r:
             return json.loads(r.read())
+
+    def stats(self):
+        return self.control("/_stats")
+
+    def release(self, name):
+        """Lets one request held with hold=NAME answer (now, or when it arrives)."""
+        self.control("/_release", name=name)
+
+    def set_links(self, name, *links):
+        """Sets the Link fields a request with links_from=NAME gets."""
+        self.control("/_links", name=name, link=list(links))
 
 
 def make_cert(directory, name="server"):
@@ -278,6 +292,27 @@ def make_cert(directory, name="server"):
 
 def run(cmd, timeout=DEADLINE, **kw):
     return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+
+
+class H2ClientRun:
+    """h2client as a running process whose events a test reads as they happen."""
+
+    def __init__(self, *args, timeout=DEADLINE):
+        self.proc = subprocess.Popen([H2CLIENT, "--timeout", str(int(timeout)), *map(str, args)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        self.lines = LineReader(self.proc.stdout)
+        self.events = []
+
+    def wait_event(self, predicate):
+        line = self.lines.wait_for(lambda l: l.startswith("{") and predicate(json.loads(l)))
+        return json.loads(line)
+
+    def finish(self):
+        """Waits for the exit; returns (exit code, every event)."""
+        rc = self.proc.wait(timeout=DEADLINE)
+        self.lines.thread.join(5)
+        self.proc.stdout.close()
+        return rc, [json.loads(l) for l in self.lines.lines if l.startswith("{")]
 
 
 def h2client(*args, stdin=None, timeout=DEADLINE):

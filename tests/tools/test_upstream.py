@@ -12,10 +12,11 @@ Query parameters (all optional; repeatable ones say so):
                     Transfer-Encoding given here replaces the upstream's own framing, and the
                     connection is closed after the body)
   link=VALUE        a Link response field, repeatable
+  links_from=NAME   also one Link field per value last set with /_links?name=NAME&link=...
   early_hints=VALUE send "103 Early Hints" with this Link value first (repeatable: one field
                     each); hint_delay_ms=N wait between the 103 and the final response
   delay_ms=N        wait before the response head; body_delay_ms=N wait between head and body
-  hold=NAME         wait before the response head until GET /_release?name=NAME
+  hold=NAME         wait before the response head for a permit from GET /_release?name=NAME
   reset_after=N     send N body bytes, then reset the connection (RST)
   close_after=N     send N body bytes, then close the connection (FIN): a truncated body
   echo=1            the response body is the request body
@@ -23,7 +24,8 @@ Query parameters (all optional; repeatable ones say so):
   read_pause_ms=N   wait before reading the request body
   no_body_read=1    answer without reading the request body, then close
 
-Special paths: /_stats (JSON counters), /_release?name=NAME (releases holds, now and later).
+Special paths: /_stats (JSON counters), /_release?name=NAME (one permit for a held request,
+now or later), /_links?name=NAME&link=V&link=W (replaces the named Link set).
 Log entries: conn, seq, raw_head, method, target, headers [[name, value]], body_len,
 body_sha256, chunked, completed.
 """
@@ -55,13 +57,14 @@ class Stats:
 
 
 class Holds:
-    """Named gates: a request with hold=NAME waits until /_release?name=NAME."""
+    """Named gates: a request with hold=NAME waits for a permit that /_release?name=NAME
+    gives (one per release, kept when nobody waits yet)."""
 
     def __init__(self):
-        self.events = {}
+        self.gates = {}
 
-    def event(self, name):
-        return self.events.setdefault(name, asyncio.Event())
+    def gate(self, name):
+        return self.gates.setdefault(name, asyncio.Semaphore(0))
 
 
 class Request:
@@ -111,6 +114,7 @@ class Upstream:
     def __init__(self, log_path):
         self.stats = Stats()
         self.holds = Holds()
+        self.link_sets = {}
         self.log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) \
             if log_path else None
         self.next_conn = 0
@@ -162,8 +166,11 @@ class Upstream:
         """Serves one request; returns whether the connection stays open."""
         if req.path == "/_stats":
             return await self.send_json(writer, req, self.stats.as_dict())
+        if req.path == "/_links":
+            self.link_sets[req.q("name", "")] = req.query.get("link", [])
+            return await self.send_json(writer, req, {"links": req.query.get("link", [])})
         if req.path == "/_release":
-            self.holds.event(req.q("name", "")).set()
+            self.holds.gate(req.q("name", "")).release()
             return await self.send_json(writer, req, {"released": req.q("name", "")})
         self.stats.requests_total += 1
         self.stats.active_requests += 1
@@ -257,7 +264,7 @@ class Upstream:
         await asyncio.sleep(req.qi("delay_ms") / 1000)
         hold = req.q("hold")
         if hold is not None:
-            await self.holds.event(hold).wait()
+            await self.holds.gate(hold).acquire()
         chunked = bool(req.qi("chunked"))
         no_body = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         extra = req.query.get("header", [])
@@ -270,6 +277,8 @@ class Upstream:
         if own_framing and status not in (204, 304) and not 100 <= status < 200:
             lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}")
         lines += [f"Link: {v}" for v in req.query.get("link", [])]
+        if req.q("links_from") is not None:
+            lines += [f"Link: {v}" for v in self.link_sets.get(req.q("links_from"), [])]
         for h in extra:
             name, _, value = h.partition(":")
             lines.append(f"{name}: {value}")

@@ -23,17 +23,19 @@ struct link_case {
 };
 
 /* Shorthands keep the table one line per case. */
+/* clang-format off */
 #define PRE(t, as) {t, true, false, PG_LINK_AS_##as}
 #define PLAIN(t) {t, false, false, PG_LINK_AS_NONE}
 #define W(t, pre, nop, as) {t, pre, nop, PG_LINK_AS_##as}
+/* clang-format on */
 
-static const struct link_case cases[] = {
+static const struct link_case link_cases[] = {
     /* The basics. */
     {"</style.css>; rel=preload; as=style", 0, 1, {PRE("/style.css", STYLE)}},
     {"</a.js>", 0, 1, {PLAIN("/a.js")}},
     {"", 0, 0, {{0}}},
     {"   ", 0, 0, {{0}}},
-    {"<https://example.com/x?y=1#f>; rel=preload", 0, 1, {PRE("https://example.com/x?y=1#f", NONE)}},
+    {"<https://e.com/x?y=1#f>; rel=preload", 0, 1, {PRE("https://e.com/x?y=1#f", NONE)}},
     {"\t</a>\t;\trel=preload\t", 0, 1, {PRE("/a", NONE)}},
 
     /* Several link-values, top-level commas only. */
@@ -45,7 +47,9 @@ static const struct link_case cases[] = {
     {"</a>; title=\"x, y\"; rel=preload, </b>", 0, 2, {PRE("/a", NONE), PLAIN("/b")}},
     {"</a>; title=\"x; rel=preload\", </b>", 0, 2, {PLAIN("/a"), PLAIN("/b")}},
     {"</a>; title=\"x\\\", y\"; rel=preload, </b>", 0, 2, {PRE("/a", NONE), PLAIN("/b")}},
-    {"</a>; rel=preload; as=script, </b>; rel=preload; as=image, </c>; rel=preload; as=font", 0, 3,
+    {"</a>;rel=preload;as=script, </b>;rel=preload;as=image, </c>;rel=preload;as=font",
+     0,
+     3,
      {PRE("/a", SCRIPT), PRE("/b", IMAGE), PRE("/c", FONT)}},
 
     /* Parameter syntax: tokens, quoted strings, escapes, BWS around '=', case. */
@@ -67,6 +71,14 @@ static const struct link_case cases[] = {
     {"</a>; foo bar; rel=preload", 0, 1, {PRE("/a", NONE)}},
     {"</a>; title*=UTF-8'de'n%c3%a4chstes; rel=preload", 0, 1, {PRE("/a", NONE)}},
     {"</a>; rel*=preload", 0, 1, {PLAIN("/a")}},
+
+    {"</a> ; rel=preload ,</b>", 0, 2, {PRE("/a", NONE), PLAIN("/b")}},
+    {"</a>; rel preload; as=font", 0, 1, {W("/a", false, false, FONT)}},
+    {"</a>; rel=\"pre\"load; as=font", 0, 1, {W("/a", false, false, FONT)}},
+    {"</a>; as=\"font\" ; rel=preload", 0, 1, {PRE("/a", FONT)}},
+    {"</a>; x=\"\\\\\"; rel=preload", 0, 1, {PRE("/a", NONE)}},
+    {"</a>; x=\"a\\\"b\"; rel=preload, </b>", 0, 2, {PRE("/a", NONE), PLAIN("/b")}},
+    {"</a>; x=<y,z>; rel=preload, </b>", 0, 2, {PLAIN("/a"), PLAIN("/b")}},
 
     /* rel is a space-separated list; only "preload" itself counts; only the first rel. */
     {"</a>; rel=\"preload stylesheet\"", 0, 1, {PRE("/a", NONE)}},
@@ -111,7 +123,9 @@ static const struct link_case cases[] = {
     {"</a>; nopush", 0, 1, {W("/a", false, true, NONE)}},
     {"</a>; rel=preload; nopushx", 0, 1, {PRE("/a", NONE)}},
     {"</a>; rel=preload; title=nopush", 0, 1, {PRE("/a", NONE)}},
-    {"</a>; rel=preload; nopush, </b>; rel=preload", 0, 2,
+    {"</a>;rel=preload;nopush, </b>;rel=preload",
+     0,
+     2,
      {W("/a", true, true, NONE), PRE("/b", NONE)}},
 
     /* as= keywords. */
@@ -172,7 +186,7 @@ static const struct link_case cases[] = {
     {"<>", 0, 1, {PLAIN("")}},
     {"</a b>; rel=preload, </c>; rel=preload", 0, 1, {PRE("/c", NONE)}},
     {"</a\tb>; rel=preload, </c>", 0, 1, {PLAIN("/c")}},
-    {"</a\x7f" "b>; rel=preload, </c>", 0, 1, {PLAIN("/c")}},
+    {"</a\x7f>; rel=preload, </c>", 0, 1, {PLAIN("/c")}},
     {"</a\x01>, </c>", 0, 1, {PLAIN("/c")}},
     {"</a\0b>, </c>", sizeof "</a\0b>, </c>" - 1, 1, {PLAIN("/c")}},
     {"</a<b>; rel=preload, </c>; rel=preload", 0, 1, {PRE("/c", NONE)}},
@@ -180,13 +194,16 @@ static const struct link_case cases[] = {
     {"</a\xc3\xa9>; rel=preload", 0, 1, {PRE("/a\xc3\xa9", NONE)}},
     {"</a\"b>; rel=preload", 0, 1, {PRE("/a\"b", NONE)}},
     {"< /a>, </b>", 0, 1, {PLAIN("/b")}},
-    {"</a>; rel=preload\0, </b>", sizeof "</a>; rel=preload\0, </b>" - 1, 2, {PLAIN("/a"), PLAIN("/b")}},
+    {"</a>; rel=preload\0, </b>",
+     sizeof "</a>; rel=preload\0, </b>" - 1,
+     2,
+     {PLAIN("/a"), PLAIN("/b")}},
 };
 
 static void test_table(void)
 {
-    for (size_t k = 0; k < PG_ARRAY_LEN(cases); k++) {
-        const struct link_case *c = &cases[k];
+    for (size_t k = 0; k < PG_ARRAY_LEN(link_cases); k++) {
+        const struct link_case *c = &link_cases[k];
         size_t len = c->len ? c->len : strlen(c->in);
         struct pg_link got[MAX_WANT + 2];
         memset(got, 0, sizeof got);
@@ -211,8 +228,185 @@ static void test_table(void)
     }
 }
 
+/* Fewer slots than links: the first `cap` links are written and nothing past them. */
+static void test_cap(void)
+{
+    static const struct {
+        const char *in;
+        size_t cap;
+        size_t n;
+        const char *last; /* target of the last link written */
+    } cases[] = {
+        {"</a>, </b>, </c>", 0, 0, NULL},
+        {"</a>, </b>, </c>", 1, 1, "/a"},
+        {"</a>, </b>, </c>", 2, 2, "/b"},
+        {"</a>, </b>, </c>", 3, 3, "/c"},
+        {"</a>, </b>, </c>", 4, 3, "/c"},
+        {"</a>; anchor=x, </b>, </c>", 1, 1, "/b"},
+        {"</a>; anchor=x, </b>; anchor=y, </c>", 1, 1, "/c"},
+        {"junk, </b>, </c>", 1, 1, "/b"},
+        {"</a; , </b>, </c>", 2, 2, "/c"},
+    };
+    for (size_t k = 0; k < PG_ARRAY_LEN(cases); k++) {
+        struct pg_link got[6];
+        memset(got, 0xa5, sizeof got);
+        size_t n = pg_link_parse(cases[k].in, strlen(cases[k].in), got, cases[k].cap);
+        CHECK(n == cases[k].n, "cap case %zu: n=%zu", k, n);
+        if (n > 0 && cases[k].last)
+            CHECK(got[n - 1].target_len == strlen(cases[k].last) &&
+                      memcmp(got[n - 1].target, cases[k].last, got[n - 1].target_len) == 0,
+                  "cap case %zu: last target", k);
+        const unsigned char *rest = (const unsigned char *)&got[cases[k].cap];
+        for (size_t j = 0; j < sizeof got - cases[k].cap * sizeof got[0]; j++)
+            CHECK(rest[j] == 0xa5, "cap case %zu: byte %zu past cap written", k, j);
+    }
+    CHECK(pg_link_parse("</a>", 4, NULL, 0) == 0, "NULL out, cap 0");
+    CHECK(pg_link_parse(NULL, 0, NULL, 0) == 0, "NULL value");
+    struct pg_link one;
+    CHECK(pg_link_parse(NULL, 4, &one, 1) == 0, "NULL value with a length");
+    CHECK(pg_link_parse("</a>", 0, &one, 1) == 0, "zero length");
+}
+
+/* The length given is the end: nothing past it is read, even a closing '>' or quote. */
+static void test_length_bound(void)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        size_t n;
+        const char *target;
+        bool preload;
+    } cases[] = {
+        {"</a>; rel=preload", 4, 1, "/a", false},
+        {"</a>; rel=preload", 14, 1, "/a", false},
+        {"</a>; rel=preload", 17, 1, "/a", true},
+        {"</a>; rel=\"preload\"", 18, 0, NULL, false},
+        {"</a>; rel=\"preload\"", 19, 1, "/a", true},
+        {"</a>", 3, 0, NULL, false},
+        {"</a>, </b>", 6, 1, "/a", false},
+        {"</a>, </b>", 9, 1, "/a", false},
+    };
+    for (size_t k = 0; k < PG_ARRAY_LEN(cases); k++) {
+        /* A heap copy of exactly len bytes lets the sanitizer catch any read past the end. */
+        char *v = malloc(cases[k].len);
+        if (!v)
+            return;
+        memcpy(v, cases[k].in, cases[k].len);
+        struct pg_link got[2];
+        size_t n = pg_link_parse(v, cases[k].len, got, 2);
+        CHECK(n == cases[k].n, "length case %zu: n=%zu", k, n);
+        if (n > 0 && cases[k].target)
+            CHECK(got[0].target_len == strlen(cases[k].target) &&
+                      memcmp(got[0].target, cases[k].target, got[0].target_len) == 0 &&
+                      got[0].preload == cases[k].preload,
+                  "length case %zu: link", k);
+        free(v);
+    }
+}
+
+static void test_max_len(void)
+{
+    static char v[PG_LINK_MAX_FIELD_LEN + 2];
+    memset(v, ' ', sizeof v);
+    memcpy(v, "</a>; rel=preload,", 18);
+    struct pg_link l[2];
+    size_t n = pg_link_parse(v, PG_LINK_MAX_FIELD_LEN, l, 2);
+    CHECK(n == 1 && l[0].preload, "at the limit: n=%zu", n);
+    n = pg_link_parse(v, PG_LINK_MAX_FIELD_LEN + 1, l, 2);
+    CHECK(n == 0, "one past the limit: n=%zu", n);
+    memcpy(v + PG_LINK_MAX_FIELD_LEN - 4, "</b>", 4);
+    n = pg_link_parse(v, PG_LINK_MAX_FIELD_LEN, l, 2);
+    CHECK(n == 2 && l[1].target_len == 2 && l[1].target[1] == 'b', "link at the end: n=%zu", n);
+}
+
+/* Appends s to buf at *n if it fits. */
+static void append(char *buf, size_t cap, size_t *n, const char *s)
+{
+    size_t k = strlen(s);
+    if (*n + k <= cap) {
+        memcpy(buf + *n, s, k);
+        *n += k;
+    }
+}
+
+/* Many links, and hostile shapes that a quadratic rescan would choke on; linear work is what
+ * the header promises, so these simply have to finish. */
+static void test_many(void)
+{
+    static char v[PG_LINK_MAX_FIELD_LEN];
+    static struct pg_link l[10001];
+    size_t n = 0;
+    for (int k = 0; k < 10000; k++)
+        append(v, sizeof v, &n, "<>,");
+    size_t got = pg_link_parse(v, n, l, PG_ARRAY_LEN(l));
+    CHECK(got == 10000, "10000 links: %zu", got);
+
+    n = 0;
+    for (int k = 0; k < 6000; k++)
+        append(v, sizeof v, &n, "</x>;rel=preload,");
+    got = pg_link_parse(v, n, l, PG_ARRAY_LEN(l));
+    CHECK(got == n / 17 && l[got - 1].preload, "preload links: %zu", got);
+
+    static const char *const shapes[] = {"<",        "<a,", "< ",           "\"", ";",    "<a>;",
+                                         "<a>;x=\"", "<<>", "<a>;rel=\"\\", ",<", "<a ,", "x<y>"};
+    for (size_t s = 0; s < PG_ARRAY_LEN(shapes); s++) {
+        n = 0;
+        while (n + strlen(shapes[s]) <= sizeof v)
+            append(v, sizeof v, &n, shapes[s]);
+        got = pg_link_parse(v, n, l, PG_ARRAY_LEN(l));
+        CHECK(got <= PG_ARRAY_LEN(l), "shape %zu: %zu", s, got);
+    }
+    n = 0;
+    for (int k = 0; k < 10000; k++)
+        append(v, sizeof v, &n, "<a");
+    append(v, sizeof v, &n, ">");
+    got = pg_link_parse(v, n, l, PG_ARRAY_LEN(l));
+    CHECK(got == 0, "'<a' run then '>': %zu", got);
+}
+
+static void test_as_name(void)
+{
+    static const struct {
+        enum pg_link_as as;
+        const char *name;
+    } cases[] = {
+        {PG_LINK_AS_NONE, ""},
+        {PG_LINK_AS_STYLE, "style"},
+        {PG_LINK_AS_SCRIPT, "script"},
+        {PG_LINK_AS_IMAGE, "image"},
+        {PG_LINK_AS_FONT, "font"},
+        {PG_LINK_AS_FETCH, "fetch"},
+        {PG_LINK_AS_DOCUMENT, "document"},
+        {PG_LINK_AS_AUDIO, "audio"},
+        {PG_LINK_AS_VIDEO, "video"},
+        {PG_LINK_AS_TRACK, "track"},
+        {PG_LINK_AS_WORKER, "worker"},
+        {PG_LINK_AS_OTHER, "other"},
+        {(enum pg_link_as)99, "other"},
+        {(enum pg_link_as) - 1, "other"},
+    };
+    for (size_t k = 0; k < PG_ARRAY_LEN(cases); k++) {
+        const char *name = pg_link_as_name(cases[k].as);
+        CHECK(name && strcmp(name, cases[k].name) == 0, "as %d: '%s'", (int)cases[k].as,
+              name ? name : "(null)");
+    }
+    /* Every keyword name parses back to its value. */
+    for (int a = PG_LINK_AS_STYLE; a < PG_LINK_AS_OTHER; a++) {
+        char v[64];
+        int len = snprintf(v, sizeof v, "<x>; as=%s", pg_link_as_name((enum pg_link_as)a));
+        struct pg_link l;
+        size_t n = pg_link_parse(v, (size_t)len, &l, 1);
+        CHECK(n == 1 && l.as == (enum pg_link_as)a, "round trip %d", a);
+    }
+}
+
 int main(void)
 {
     test_table();
+    test_cap();
+    test_length_bound();
+    test_max_len();
+    test_many();
+    test_as_name();
     return check_report("link");
 }

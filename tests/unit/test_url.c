@@ -110,10 +110,9 @@ static void test_resolve(void)
         char out[256];
         size_t len = 12345;
         memset(out, 'X', sizeof out);
-        int rv = pg_url_resolve(c->base, strlen(c->base), c->ref, strlen(c->ref), out, sizeof out,
-                                &len);
-        CHECK(rv == c->rv, "resolve %zu [%s] + [%s]: rv=%d want %d", k, c->base, c->ref, rv,
-              c->rv);
+        int rv =
+            pg_url_resolve(c->base, strlen(c->base), c->ref, strlen(c->ref), out, sizeof out, &len);
+        CHECK(rv == c->rv, "resolve %zu [%s] + [%s]: rv=%d want %d", k, c->base, c->ref, rv, c->rv);
         if (rv != PG_URL_OK || c->rv != PG_URL_OK) {
             CHECK(rv == PG_URL_OK || out[0] == '\0', "resolve %zu: out not emptied", k);
             continue;
@@ -205,6 +204,9 @@ static const struct origin_case origin_cases[] = {
     {"https:///a", PG_URL_INVALID, NULL, NULL, NULL, NULL},
     {"///a", PG_URL_INVALID, NULL, NULL, NULL, NULL},
     {"//:443/a", PG_URL_INVALID, NULL, NULL, NULL, NULL},
+    {"https://:443/a", PG_URL_INVALID, NULL, NULL, NULL, NULL},
+    {"/.//x", PG_URL_OK, "//x", NULL, NULL, NULL},
+    {"/a//b/../c", PG_URL_OK, "/a//c", NULL, NULL, NULL},
     {"https://example.com:99999x/", PG_URL_INVALID, NULL, NULL, NULL, NULL},
     {"https://example.com:65536/", PG_URL_INVALID, NULL, NULL, NULL, NULL},
     {"https://example.com:443x/", PG_URL_INVALID, NULL, NULL, NULL, NULL},
@@ -339,7 +341,8 @@ static const struct cap_case cap_cases[] = {
     {"/", "/"},
     {"//example.com", "/"},
     {"?", "/dir/sub/page?"},
-    {"https://example.com/long/path/to/a/resource.css?version=12345", "/long/path/to/a/resource.css?version=12345"},
+    {"https://example.com/long/path/to/a/resource.css?version=12345",
+     "/long/path/to/a/resource.css?version=12345"},
     {"verylongsegmentname/../x", "/dir/sub/x"},
     {"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/../b", "/b"},
 };
@@ -356,8 +359,8 @@ static void test_same_origin_cap(void)
         CHECK(rv == PG_URL_OK && strcmp(out, c->want) == 0 && len == want,
               "cap %zu [%s] exact: rv=%d out='%s'", k, c->ref, rv, rv == PG_URL_OK ? out : "");
         rv = origin_cap(c->ref, want + 100, out, NULL);
-        CHECK(rv == PG_URL_OK && strcmp(out, c->want) == 0, "cap %zu [%s] roomy: rv=%d", k,
-              c->ref, rv);
+        CHECK(rv == PG_URL_OK && strcmp(out, c->want) == 0, "cap %zu [%s] roomy: rv=%d", k, c->ref,
+              rv);
         rv = origin_cap(c->ref, want, out, &len);
         CHECK(rv == PG_URL_TOO_LONG && (want == 0 || out[0] == '\0'),
               "cap %zu [%s] one short: rv=%d", k, c->ref, rv);
@@ -409,16 +412,24 @@ static void test_lengths(void)
     size_t len = 0;
     const char *ref = "a.js?v=1 GARBAGE";
     const char *base = "/dir/page?x=1#GARBAGE";
-    int rv = pg_url_resolve_same_origin("https", "example.com", base, 11, ref, 8, out, sizeof out,
-                                        &len);
+    int rv =
+        pg_url_resolve_same_origin("https", "example.com", base, 11, ref, 8, out, sizeof out, &len);
     CHECK(rv == PG_URL_OK && strcmp(out, "/dir/a.js?v=1") == 0 && len == 13, "rv=%d out=%s", rv,
           out);
-    rv = pg_url_resolve_same_origin("https", "example.com", base, 11, ref, 0, out, sizeof out,
-                                    &len);
+    rv =
+        pg_url_resolve_same_origin("https", "example.com", base, 11, ref, 0, out, sizeof out, &len);
     CHECK(rv == PG_URL_SELF, "empty by length: rv=%d", rv);
-    rv = pg_url_resolve(RFC_BASE "#junk junk", strlen(RFC_BASE), "g junk", 1, out, sizeof out,
-                        NULL);
+    rv =
+        pg_url_resolve(RFC_BASE "#junk junk", strlen(RFC_BASE), "g junk", 1, out, sizeof out, NULL);
     CHECK(rv == PG_URL_OK && strcmp(out, "http://a/b/c/g") == 0, "rv=%d out=%s", rv, out);
+
+    /* No buffer at all is merely too small. */
+    rv = pg_url_resolve_same_origin("https", "example.com", "/", 1, "a/../b", 6, NULL, 0, NULL);
+    CHECK(rv == PG_URL_TOO_LONG, "NULL out: rv=%d", rv);
+    rv = pg_url_resolve(RFC_BASE, strlen(RFC_BASE), "g/../h", 6, NULL, 0, NULL);
+    CHECK(rv == PG_URL_TOO_LONG, "NULL out: rv=%d", rv);
+    rv = pg_url_resolve_same_origin("https", "example.com", "/", 1, "#f", 2, NULL, 0, NULL);
+    CHECK(rv == PG_URL_SELF, "NULL out, fragment: rv=%d", rv);
 
     /* A NUL is not a URI byte either. */
     rv = pg_url_resolve_same_origin("https", "example.com", "/", 1, "a\0b", 3, out, sizeof out,
@@ -454,6 +465,52 @@ static void test_long_dots(void)
     CHECK(rv == PG_URL_TOO_LONG && out[0] == '\0', "rv=%d", rv);
 }
 
+/* For generated references of dots and slashes, every out_cap gives either the result written
+ * with room to spare or TOO_LONG exactly when the result does not fit: intermediate states of
+ * remove_dot_segments may be longer than the result and must not matter. */
+static void test_cap_sweep(void)
+{
+    static const char alphabet[] = "ab/./..?";
+    unsigned seed = 12345;
+    for (int round = 0; round < 3000; round++) {
+        char ref[16];
+        size_t n = 0;
+        size_t want_n = 1 + (size_t)round % (sizeof ref - 1);
+        while (n < want_n) {
+            seed = seed * 1103515245u + 12345u;
+            ref[n++] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+        }
+        if (n >= 2 && ref[0] == '/' && ref[1] == '/')
+            ref[0] = '.'; /* a network-path reference is another test's business */
+        char full[128], out[128];
+        size_t full_len = 0, len = 0;
+        int rv = pg_url_resolve_same_origin("https", "example.com", "/d/e/f", 6, ref, n, full,
+                                            sizeof full, &full_len);
+        CHECK(rv == PG_URL_OK, "sweep [%.*s]: rv=%d", (int)n, ref, rv);
+        for (size_t cap = 0; rv == PG_URL_OK && cap <= full_len + 1; cap++) {
+            int r2 = pg_url_resolve_same_origin("https", "example.com", "/d/e/f", 6, ref, n, out,
+                                                cap, &len);
+            if (cap > full_len)
+                CHECK(r2 == PG_URL_OK && len == full_len && strcmp(out, full) == 0,
+                      "sweep [%.*s] cap %zu: rv=%d", (int)n, ref, cap, r2);
+            else
+                CHECK(r2 == PG_URL_TOO_LONG, "sweep [%.*s] cap %zu: rv=%d", (int)n, ref, cap, r2);
+        }
+        char base[] = "http://h/d/e/f";
+        rv = pg_url_resolve(base, strlen(base), ref, n, full, sizeof full, &full_len);
+        CHECK(rv == PG_URL_OK, "sweep resolve [%.*s]: rv=%d", (int)n, ref, rv);
+        for (size_t cap = 0; rv == PG_URL_OK && cap <= full_len + 1; cap++) {
+            int r2 = pg_url_resolve(base, strlen(base), ref, n, out, cap, &len);
+            if (cap > full_len)
+                CHECK(r2 == PG_URL_OK && len == full_len && strcmp(out, full) == 0,
+                      "sweep resolve [%.*s] cap %zu: rv=%d", (int)n, ref, cap, r2);
+            else
+                CHECK(r2 == PG_URL_TOO_LONG, "sweep resolve [%.*s] cap %zu: rv=%d", (int)n, ref,
+                      cap, r2);
+        }
+    }
+}
+
 int main(void)
 {
     test_resolve();
@@ -462,5 +519,6 @@ int main(void)
     test_resolve_cap();
     test_lengths();
     test_long_dots();
+    test_cap_sweep();
     return check_report("url");
 }

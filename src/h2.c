@@ -29,6 +29,9 @@
  * resumes. Together with the connection's output bound this caps memory per stream. */
 #define RESPONSE_HIGH_WATER (128 * 1024)
 #define RESPONSE_LOW_WATER (64 * 1024)
+/* DATA payloads below this size are copied into the output rather than moved (see
+ * on_send_data). */
+#define SMALL_DATA_COPY 4096
 /* Link values examined per field: bounds the work a hostile upstream can cause. */
 #define MAX_LINKS_PER_FIELD 64
 #define MAX_PUSH_PATH 2048
@@ -177,6 +180,18 @@ static void maybe_resume_upstream(struct pg_stream *st)
         queue_work(st);
 }
 
+/* Copies len bytes from src straight into out's last chain (one copy, no temporary). */
+static int copy_small(struct evbuffer *src, struct evbuffer *out, size_t len)
+{
+    struct evbuffer_iovec vec;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)len, &vec, 1) != 1)
+        return PG_ERR_NOMEM;
+    if (evbuffer_remove(src, vec.iov_base, len) != (int)len)
+        return PG_ERR_LIBRARY;
+    vec.iov_len = len;
+    return evbuffer_commit_space(out, &vec, 1) == 0 ? PG_OK : PG_ERR_LIBRARY;
+}
+
 /* DATA payloads move from the stream's buffer to the output by reference: no copy. */
 static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *source, void *user_data)
@@ -188,9 +203,17 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     struct evbuffer *out = pg_conn_output(h2->conn);
     if (evbuffer_get_length(out) >= PG_CONN_OUTPUT_HIGH_WATER)
         return NGHTTP2_ERR_WOULDBLOCK;
-    if (evbuffer_add(out, framehd, 9) != 0 ||
-        evbuffer_remove_buffer(st->resp_body, out, length) != (int)length)
+    if (evbuffer_add(out, framehd, 9) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    /* Large payloads move by reference. Small ones are copied next to their frame header:
+     * each output chain becomes its own TLS record and write(2), so many tiny chains would
+     * cost far more than the copy. */
+    if (length >= SMALL_DATA_COPY) {
+        if (evbuffer_remove_buffer(st->resp_body, out, length) != (int)length)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    } else if (copy_small(st->resp_body, out, length) != PG_OK) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     maybe_resume_upstream(st);
     return 0;
 }

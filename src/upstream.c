@@ -28,6 +28,7 @@ struct pg_upstream {
 struct socket_watch {
     struct event ev;
     struct pg_upstream *up;
+    short events; /* what ev waits for: unchanged interest costs no epoll_ctl */
 };
 
 /* Created by pg_exchange_start; freed by finish() or cancel. */
@@ -98,11 +99,14 @@ static int on_socket_change(CURL *easy, curl_socket_t fd, int what, void *userp,
             return -1;
         watch->up = up;
         curl_multi_assign(up->multi, fd, watch);
-    } else {
-        event_del(&watch->ev);
     }
     short events = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
                    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    if (watch->events == events)
+        return 0;
+    if (watch->events)
+        event_del(&watch->ev);
+    watch->events = events;
     event_assign(&watch->ev, up->base, fd, events, on_socket_event, up);
     event_add(&watch->ev, NULL);
     return 0;

@@ -89,7 +89,14 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
     w->cfg = cfg;
     w->ssl_ctx = ssl_ctx;
     TAILQ_INIT(&w->conns);
-    w->base = event_base_new();
+    /* The changelist folds the interest changes of one loop pass (libcurl flips a socket
+     * between reading and writing for every request) into at most one epoll_ctl per fd. */
+    struct event_config *ev_cfg = event_config_new();
+    if (!ev_cfg)
+        return PG_ERR_NOMEM;
+    event_config_set_flag(ev_cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(ev_cfg);
+    event_config_free(ev_cfg);
     if (!w->base)
         return PG_ERR_LIBRARY;
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);

@@ -128,6 +128,21 @@ class Push(unittest.TestCase):
         ev = self.fetch(page(links), proxy_flags=["--max-pushes-per-response", "3"])
         self.assertEqual(len(events_of(ev, "push_promise")), 3)
 
+    def test_pushed_streams_respect_the_clients_max_concurrent_streams(self):
+        links = [f"</m{i}.js?size=300000>; rel=preload" for i in range(6)]
+        ev = self.fetch(page(*links, size=10), flags=["--max-concurrent", "2"])
+        promised = {p["promised"] for p in events_of(ev, "push_promise")}
+        self.assertEqual(len(promised), 6)
+        open_now, most = set(), 0
+        for e in ev:
+            if e["ev"] == "headers" and e["stream"] in promised:
+                open_now.add(e["stream"])
+                most = max(most, len(open_now))
+            elif e["ev"] == "close" and e["stream"] in promised:
+                self.assertEqual((e["status"], e["bytes"], e["error_code"]), (200, 300000, 0))
+                open_now.discard(e["stream"])
+        self.assertEqual(most, 2, "at most 2 pushed streams open at once")
+
     def test_never_push_from_a_pushed_response(self):
         child = "/child?link=" + quote("</grand.css>; rel=preload", safe="")
         ev = self.fetch(page(f"<{child}>; rel=preload"))

@@ -32,6 +32,11 @@ enum long_only_option {
     OPT_PUSH_LEARN_PRIVATE,
     OPT_PUSH_CACHE_DIGEST,
     OPT_PUSH_CACHE_DIGEST_MAX_AGE,
+    OPT_MAX_CONNECTIONS,
+    OPT_IDLE_TIMEOUT,
+    OPT_HANDSHAKE_TIMEOUT,
+    OPT_WRITE_TIMEOUT,
+    OPT_MAX_UPSTREAM_PER_CONNECTION,
 };
 
 static const struct option long_options[] = {
@@ -59,6 +64,11 @@ static const struct option long_options[] = {
     {"push-learn-private", no_argument, NULL, OPT_PUSH_LEARN_PRIVATE},
     {"push-cache-digest", no_argument, NULL, OPT_PUSH_CACHE_DIGEST},
     {"push-cache-digest-max-age", required_argument, NULL, OPT_PUSH_CACHE_DIGEST_MAX_AGE},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+    {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+    {"max-upstream-per-connection", required_argument, NULL, OPT_MAX_UPSTREAM_PER_CONNECTION},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -77,6 +87,11 @@ static void set_defaults(struct pg_config *cfg)
     cfg->max_pushes_per_response = 16;
     cfg->max_concurrent_pushes = 32;
     cfg->early_hints = true;
+    cfg->max_connections = 10000;
+    cfg->idle_timeout_ms = 60 * 1000;
+    cfg->handshake_timeout_ms = 10 * 1000;
+    cfg->write_timeout_ms = 60 * 1000;
+    cfg->max_upstream_per_connection = 100;
     cfg->push_learn = true;
     cfg->push_learn_size = 1024;
     cfg->push_learn_ttl_ms = 10 * 60 * 1000;
@@ -108,6 +123,8 @@ static bool parse_uint(const char *text, unsigned min, unsigned max, unsigned *o
     return true;
 }
 
+#define MAX_DURATION_MS (30ULL * 24 * 3600 * 1000)
+
 bool pg_config_parse_duration(const char *text, unsigned *ms)
 {
     if (*text < '0' || *text > '9')
@@ -128,8 +145,8 @@ bool pg_config_parse_duration(const char *text, unsigned *ms)
         scale = 3600000;
     else
         return false;
-    if (v == 0 || v > 86400000ULL / scale)
-        return false; /* zero would disable the timeout; more than a day is a typo */
+    if (v == 0 || v > MAX_DURATION_MS / scale)
+        return false; /* zero would disable a timeout; beyond 30 days is a typo */
     *ms = (unsigned)(v * scale);
     return true;
 }
@@ -205,6 +222,14 @@ static int copy_path(char *dst, size_t dst_len, const char *src, const char *fla
     return PG_OK;
 }
 
+static int parse_timeout(const char *arg, const char *flag, unsigned *ms, char *err, size_t err_len)
+{
+    if (!pg_config_parse_duration(arg, ms))
+        return fail(err, err_len, "%s '%s': expected a duration such as 500ms, 30s or 2m", flag,
+                    arg);
+    return PG_OK;
+}
+
 static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *err, size_t err_len)
 {
     enum pg_log_level level;
@@ -271,6 +296,20 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
         if (!parse_uint(arg, 1, 1000, &cfg->max_concurrent_pushes))
             return fail(err, err_len, "--max-concurrent-pushes '%s': expected 1..1000", arg);
         return PG_OK;
+    case OPT_MAX_CONNECTIONS:
+        if (!parse_uint(arg, 1, 1000000, &cfg->max_connections))
+            return fail(err, err_len, "--max-connections '%s': expected 1..1000000", arg);
+        return PG_OK;
+    case OPT_MAX_UPSTREAM_PER_CONNECTION:
+        if (!parse_uint(arg, 1, 65536, &cfg->max_upstream_per_connection))
+            return fail(err, err_len, "--max-upstream-per-connection '%s': expected 1..65536", arg);
+        return PG_OK;
+    case OPT_IDLE_TIMEOUT:
+        return parse_timeout(arg, "--idle-timeout", &cfg->idle_timeout_ms, err, err_len);
+    case OPT_HANDSHAKE_TIMEOUT:
+        return parse_timeout(arg, "--handshake-timeout", &cfg->handshake_timeout_ms, err, err_len);
+    case OPT_WRITE_TIMEOUT:
+        return parse_timeout(arg, "--write-timeout", &cfg->write_timeout_ms, err, err_len);
     case OPT_EARLY_HINTS:
     case OPT_NO_EARLY_HINTS:
         cfg->early_hints = opt == OPT_EARLY_HINTS;
@@ -384,6 +423,20 @@ void pg_config_usage(FILE *out)
           "        Connections to the upstream per worker; further requests wait. Default 256.\n"
           "    --max-concurrent-streams N\n"
           "        SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. Default 100.\n"
+          "    --max-connections N\n"
+          "        Client connections open at once, over all workers; beyond it new\n"
+          "        connections wait in the kernel's backlog. Default 10000.\n"
+          "    --max-upstream-per-connection N\n"
+          "        Upstream transfers (requests and pushes) one client connection may have\n"
+          "        running; further requests wait for one to finish. Default 100.\n"
+          "    --handshake-timeout DURATION\n"
+          "        Time for the TLS handshake and the client's connection preface. Default 10s.\n"
+          "    --idle-timeout DURATION\n"
+          "        Close a connection without open streams after DURATION (GOAWAY); PING and\n"
+          "        SETTINGS do not count as activity. Default 60s.\n"
+          "    --write-timeout DURATION\n"
+          "        Close a connection that accepts none of the bytes waiting for it for\n"
+          "        DURATION (a client that stopped reading). Default 60s.\n"
           "    --no-push\n"
           "        Never push; Link headers are forwarded untouched.\n"
           "    --max-pushes-per-response N\n"

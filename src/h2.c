@@ -77,6 +77,7 @@ struct pg_stream {
     bool resp_eof;               /* no more response bytes will arrive */
     bool resp_deferred;          /* nghttp2 waits on our data source */
     bool pending;                /* on h2->pending */
+    bool waiting;                /* on h2->waiting: at the per-connection upstream cap */
     unsigned pushes;             /* promises made for this response (all sources) */
     bool hinted;                 /* we sent our own 103 for it */
     bool digest_loaded;          /* digest holds the client's pg_pushed cookie (or empty) */
@@ -91,6 +92,12 @@ struct pg_h2 {
     nghttp2_session *session;
     TAILQ_HEAD(, pg_stream) streams; /* every live stream */
     TAILQ_HEAD(, pg_stream) pending; /* streams with upstream work for the next flush */
+    TAILQ_HEAD(, pg_stream) waiting; /* requests waiting for a free upstream slot */
+    unsigned running_exchanges;      /* upstream transfers of this connection */
+    bool client_ready;               /* the client's first SETTINGS arrived */
+    double glitch_tokens;            /* abuse budget left (see spend_glitch) */
+    uint64_t glitch_refill_ms;       /* when the budget was last refilled */
+    bool calm;                       /* budget exhausted: GOAWAY(ENHANCE_YOUR_CALM) */
     struct pg_push_memory pushed;    /* paths requested or pushed on this connection */
     unsigned running_pushes;         /* promised streams whose fetch is not over */
     bool client_goaway;              /* the client sent GOAWAY: no more promises */
@@ -112,17 +119,32 @@ static void queue_work(struct pg_stream *st)
     pg_conn_schedule_flush(st->h2->conn);
 }
 
+/* A slot under --max-upstream-per-connection freed: the longest-waiting request starts. */
+static void exchange_ended(struct pg_h2 *h2)
+{
+    h2->running_exchanges--;
+    struct pg_stream *next = TAILQ_FIRST(&h2->waiting);
+    if (next) {
+        TAILQ_REMOVE(&h2->waiting, next, pending_link);
+        next->waiting = false;
+        queue_work(next);
+    }
+}
+
 static void stream_free(struct pg_stream *st)
 {
     struct pg_h2 *h2 = st->h2;
     if (st->ex) {
         pg_exchange_detach(st->ex);
         st->ex = NULL;
+        exchange_ended(h2);
     }
     if (st->req_unconsumed)
         nghttp2_session_consume_connection(h2->session, st->req_unconsumed);
     if (st->pending)
         TAILQ_REMOVE(&h2->pending, st, pending_link);
+    if (st->waiting)
+        TAILQ_REMOVE(&h2->waiting, st, pending_link);
     TAILQ_REMOVE(&h2->streams, st, link);
     nghttp2_rcbuf *pseudo[] = {st->method, st->path, st->scheme, st->authority};
     for (size_t i = 0; i < PG_ARRAY_LEN(pseudo); i++)
@@ -377,6 +399,7 @@ static void on_upstream_done(void *ud, enum pg_exchange_result result)
 {
     struct pg_stream *st = ud;
     st->ex = NULL;
+    exchange_ended(st->h2);
     if (st->push_counted) {
         st->push_counted = false;
         st->h2->running_pushes--;
@@ -668,8 +691,9 @@ static void load_digest(struct pg_stream *st)
 }
 
 /* Pushes targets from parent's connection, within the per-response, per-connection and
- * digest rules. */
-static void push_targets(struct pg_stream *st, const struct pg_learned_target *targets,
+ * digest rules. Returns true when every target was pushed now or before (none was left out
+ * by a limit). */
+static bool push_targets(struct pg_stream *st, const struct pg_learned_target *targets,
                          size_t count)
 {
     struct pg_h2 *h2 = st->h2;
@@ -677,7 +701,8 @@ static void push_targets(struct pg_stream *st, const struct pg_learned_target *t
     struct pg_header authority = authority_of(st);
     if (cfg->push_cache_digest && !st->digest_loaded)
         load_digest(st);
-    for (size_t i = 0; i < count && st->pushes < cfg->max_pushes_per_response; i++) {
+    size_t i = 0;
+    for (; i < count && st->pushes < cfg->max_pushes_per_response; i++) {
         const char *path = targets[i].path;
         size_t len = targets[i].path_len;
         if (pg_push_memory_contains(&h2->pushed, authority.value, authority.value_len, path, len))
@@ -686,16 +711,17 @@ static void push_targets(struct pg_stream *st, const struct pg_learned_target *t
             pg_digest_contains(&st->digest, authority.value, authority.value_len, path, len))
             continue;
         if (h2->running_pushes >= cfg->max_concurrent_pushes)
-            return;
+            return false;
         pg_push_memory_add(&h2->pushed, authority.value, authority.value_len, path, len);
         if (!promise(st, path, targets[i].as))
-            continue;
+            return false;
         st->pushes++;
         if (cfg->push_cache_digest) {
             pg_digest_add(&st->digest, authority.value, authority.value_len, path, len);
             st->digest_changed = true;
         }
     }
+    return i == count;
 }
 
 /* Our own 103 (RFC 8297): once per request, never on a pushed stream or after the final
@@ -735,9 +761,9 @@ static void act_on_learned(struct pg_stream *st)
     if (!learned)
         return;
     bool push = may_push(st, 200); /* the status is not known yet: assume success */
-    if (push)
-        push_targets(st, learned->targets, learned->target_count);
-    if (w->cfg->early_hints && (!push || learned->hint_only))
+    bool covered = push && push_targets(st, learned->targets, learned->target_count);
+    /* What pushes do not cover (limits, nopush, other origins), a 103 still announces. */
+    if (w->cfg->early_hints && (!covered || learned->hint_only))
         send_hints(st, learned->hints, learned->hint_lens, learned->hint_count);
 }
 
@@ -809,6 +835,27 @@ static void handle_links(struct pg_stream *st, const struct pg_response_head *he
 
 /* ---- Starting a request upstream (from pg_h2_flush only). ---- */
 
+static bool view_equals_ci(struct pg_header a, struct pg_header b)
+{
+    return a.value_len == b.value_len && strncasecmp(a.value, b.value, a.value_len) == 0;
+}
+
+/* The request's origin must be the connection's: its scheme, an authority without userinfo,
+ * and no host field contradicting it (request smuggling through a confused upstream). */
+static int validate_origin(const struct pg_stream *st)
+{
+    struct pg_header scheme = scheme_of(st), authority = authority_of(st);
+    if (!view_is(scheme, st->h2->conn->tls ? "https" : "http"))
+        return 400;
+    if (!authority.value_len || memchr(authority.value, '@', authority.value_len))
+        return 400;
+    for (size_t i = 0; st->authority && i < st->field_count; i++)
+        if (rcbuf_is(st->fields[i].name, "host") &&
+            !view_equals_ci(rc_view(st->fields[i].value), authority))
+            return 400;
+    return 0;
+}
+
 /* Returns 0 when the request may go upstream, else the status to answer with. */
 static int validate_request(const struct pg_stream *st)
 {
@@ -826,7 +873,7 @@ static int validate_request(const struct pg_stream *st)
         return 400;
     if (memchr(path.value, '#', path.value_len))
         return 400;
-    return authority_of(st).value_len ? 0 : 400;
+    return validate_origin(st);
 }
 
 static int build_lines(const struct pg_stream *st, struct pg_lines *lines, long long *cl)
@@ -878,13 +925,22 @@ static void start_upstream(struct pg_stream *st)
     };
     st->ex = pg_exchange_start(st->h2->conn->worker->upstream, &req, &exchange_handler, st);
     pg_lines_free(&lines);
-    if (!st->ex)
+    if (st->ex)
+        st->h2->running_exchanges++;
+    else
         respond_locally(st, 502, "Bad Gateway");
 }
 
 static void do_stream_work(struct pg_stream *st)
 {
+    struct pg_h2 *h2 = st->h2;
     if (st->want_start) {
+        if (h2->running_exchanges >= h2->conn->worker->cfg->max_upstream_per_connection) {
+            /* Closing streams fast (Rapid Reset) must not multiply upstream work either. */
+            st->waiting = true;
+            TAILQ_INSERT_TAIL(&h2->waiting, st, pending_link);
+            return;
+        }
         start_upstream(st);
         return;
     }
@@ -968,10 +1024,68 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
     return 0;
 }
 
+/* The abuse budget: frames that cost us work without doing the client any good (resets,
+ * pings, settings, priority, empty data, tiny window updates, malformed requests the
+ * library resets) each spend a token; tokens come back at GLITCH_PER_SECOND up to
+ * GLITCH_BURST. An empty budget ends the connection with ENHANCE_YOUR_CALM, which stops
+ * Rapid Reset, MadeYouReset and control-frame floods whatever their pacing. */
+#define GLITCH_BURST 1000.0
+#define GLITCH_PER_SECOND 100.0
+
+static void spend_glitch(struct pg_h2 *h2)
+{
+    uint64_t now = now_ms();
+    h2->glitch_tokens += (double)(now - h2->glitch_refill_ms) * GLITCH_PER_SECOND / 1000.0;
+    if (h2->glitch_tokens > GLITCH_BURST)
+        h2->glitch_tokens = GLITCH_BURST;
+    h2->glitch_refill_ms = now;
+    h2->glitch_tokens -= 1.0;
+    if (h2->glitch_tokens < 0 && !h2->calm) {
+        h2->calm = true;
+        pg_log_info("client %s exceeded the abuse budget: GOAWAY(ENHANCE_YOUR_CALM)",
+                    h2->conn->client_addr);
+    }
+}
+
+static bool is_glitch(const struct pg_h2 *h2, const nghttp2_frame *frame)
+{
+    switch (frame->hd.type) {
+    case NGHTTP2_RST_STREAM:
+    case NGHTTP2_PRIORITY:
+        return true;
+    case NGHTTP2_PING:
+        return !(frame->hd.flags & NGHTTP2_FLAG_ACK);
+    case NGHTTP2_SETTINGS:
+        return !(frame->hd.flags & NGHTTP2_FLAG_ACK) && h2->client_ready;
+    case NGHTTP2_WINDOW_UPDATE:
+        return frame->window_update.window_size_increment < 1024;
+    case NGHTTP2_DATA:
+        return frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
+    default:
+        return false;
+    }
+}
+
+static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int error,
+                            void *user_data)
+{
+    (void)session;
+    (void)frame;
+    (void)error;
+    spend_glitch(user_data); /* a stream the library resets: MadeYouReset spends the budget */
+    return 0;
+}
+
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     (void)session;
     struct pg_h2 *h2 = user_data;
+    if (is_glitch(h2, frame))
+        spend_glitch(h2);
+    if (frame->hd.type == NGHTTP2_RST_STREAM)
+        spend_glitch(h2); /* resets cost double: Rapid Reset is the costliest glitch */
+    if (frame->hd.type == NGHTTP2_SETTINGS)
+        h2->client_ready = true;
     if (frame->hd.type == NGHTTP2_GOAWAY)
         h2->client_goaway = true;
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
@@ -1039,6 +1153,7 @@ static nghttp2_session_callbacks *make_callbacks(void)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
     return cbs;
 }
 
@@ -1068,6 +1183,9 @@ struct pg_h2 *pg_h2_new(struct pg_conn *conn)
     h2->conn = conn;
     TAILQ_INIT(&h2->streams);
     TAILQ_INIT(&h2->pending);
+    TAILQ_INIT(&h2->waiting);
+    h2->glitch_tokens = GLITCH_BURST;
+    h2->glitch_refill_ms = now_ms();
     /* Window updates only once the upstream took the bytes: request-body back-pressure. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     if (nghttp2_session_server_new2(&h2->session, cbs, h2, opt) != 0)
@@ -1117,6 +1235,12 @@ int pg_h2_recv(struct pg_h2 *h2, struct evbuffer *input)
             return PG_ERR_INVALID;
         }
         evbuffer_drain(input, (size_t)n);
+        if (h2->calm) {
+            /* Outside the callbacks now: terminating is allowed. Nothing more is read. */
+            nghttp2_session_terminate_session(h2->session, NGHTTP2_ENHANCE_YOUR_CALM);
+            evbuffer_drain(input, evbuffer_get_length(input));
+            break;
+        }
     }
     return PG_OK;
 }
@@ -1139,6 +1263,21 @@ int pg_h2_flush(struct pg_h2 *h2)
         return PG_ERR_LIBRARY;
     }
     return PG_OK;
+}
+
+bool pg_h2_client_ready(const struct pg_h2 *h2)
+{
+    return h2->client_ready;
+}
+
+bool pg_h2_idle(const struct pg_h2 *h2)
+{
+    return TAILQ_EMPTY(&h2->streams);
+}
+
+void pg_h2_shutdown(struct pg_h2 *h2)
+{
+    nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
 }
 
 bool pg_h2_finished(const struct pg_h2 *h2)

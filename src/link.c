@@ -24,10 +24,18 @@ struct seen {
 };
 
 static const char *const as_names[] = {
-    [PG_LINK_AS_NONE] = "",         [PG_LINK_AS_STYLE] = "style",   [PG_LINK_AS_SCRIPT] = "script",
-    [PG_LINK_AS_IMAGE] = "image",   [PG_LINK_AS_FONT] = "font",     [PG_LINK_AS_FETCH] = "fetch",
-    [PG_LINK_AS_DOCUMENT] = "document", [PG_LINK_AS_AUDIO] = "audio", [PG_LINK_AS_VIDEO] = "video",
-    [PG_LINK_AS_TRACK] = "track",   [PG_LINK_AS_WORKER] = "worker", [PG_LINK_AS_OTHER] = "other",
+    [PG_LINK_AS_NONE] = "",
+    [PG_LINK_AS_STYLE] = "style",
+    [PG_LINK_AS_SCRIPT] = "script",
+    [PG_LINK_AS_IMAGE] = "image",
+    [PG_LINK_AS_FONT] = "font",
+    [PG_LINK_AS_FETCH] = "fetch",
+    [PG_LINK_AS_DOCUMENT] = "document",
+    [PG_LINK_AS_AUDIO] = "audio",
+    [PG_LINK_AS_VIDEO] = "video",
+    [PG_LINK_AS_TRACK] = "track",
+    [PG_LINK_AS_WORKER] = "worker",
+    [PG_LINK_AS_OTHER] = "other",
 };
 
 static bool is_ows(int c)

@@ -27,10 +27,14 @@ int pg_listen_socket(const char *host, const char *port, bool exclusive, unsigne
         return -1;
     }
     /* SO_REUSEPORT would let us share a port with another running program: bind once without
-     * it first, so "address in use" is reported instead. */
+     * it first, so "address in use" is reported instead. SO_REUSEADDR on the probe still
+     * refuses a port another socket listens on, but not one our previous run left in
+     * TIME_WAIT, so a restart works at once. */
     int fd =
         !exclusive || strcmp(port, "0") == 0 ? -2 : socket(res->ai_family, res->ai_socktype, 0);
-    if (fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+    int reuse = 1;
+    if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) != 0 ||
+                    bind(fd, res->ai_addr, res->ai_addrlen) != 0)) {
         snprintf(err, err_len, "--listen %s:%s: %s", host, port, strerror(errno));
         close(fd);
         freeaddrinfo(res);
@@ -58,19 +62,58 @@ int pg_listen_socket(const char *host, const char *port, bool exclusive, unsigne
     return fd;
 }
 
+static void set_listening(struct pg_worker *w, bool on)
+{
+    if (w->listening == on)
+        return;
+    w->listening = on;
+    for (size_t i = 0; i < w->listener_count; i++)
+        if (on)
+            evconnlistener_enable(w->listeners[i]);
+        else
+            evconnlistener_disable(w->listeners[i]);
+}
+
 static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
                       int len, void *arg)
 {
     (void)listener;
     (void)len;
-    pg_conn_accept(arg, fd, addr);
+    struct pg_worker *w = arg;
+    pg_conn_accept(w, fd, addr);
+    /* At the limit further clients wait in the kernel's backlog, costing us nothing. */
+    if (w->conn_count >= w->max_conns)
+        set_listening(w, false);
+}
+
+void pg_worker_conn_closed(struct pg_worker *w)
+{
+    if (w->conn_count < w->max_conns && !evtimer_pending(w->backoff_ev, NULL))
+        set_listening(w, true);
+}
+
+static void on_backoff_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_worker *w = arg;
+    if (w->conn_count < w->max_conns)
+        set_listening(w, true);
 }
 
 static void on_accept_error(struct evconnlistener *listener, void *arg)
 {
-    (void)arg;
-    pg_log_warn("accept failed: %s", strerror(errno));
     (void)listener;
+    struct pg_worker *w = arg;
+    int err = errno;
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+        return; /* the client went away before we accepted it: nothing to do */
+    /* Out of descriptors or memory: a listener left on would spin on the pending
+     * connection. Pause accepting; closing connections or the backoff timer resume it. */
+    pg_log_warn("accept failed: %s; pausing new connections for 100ms", strerror(err));
+    set_listening(w, false);
+    struct timeval tv = {0, 100 * 1000};
+    evtimer_add(w->backoff_ev, &tv);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -100,8 +143,11 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
     if (!w->base)
         return PG_ERR_LIBRARY;
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
-    if (!w->stop_ev)
+    w->backoff_ev = evtimer_new(w->base, on_backoff_over, w);
+    if (!w->stop_ev || !w->backoff_ev)
         return PG_ERR_LIBRARY;
+    w->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
+    w->listening = true;
     w->upstream = pg_upstream_new(w->base, cfg);
     if (!w->upstream)
         return PG_ERR_LIBRARY;
@@ -147,12 +193,19 @@ void pg_worker_free(struct pg_worker *w)
 {
     for (size_t i = 0; i < w->listener_count; i++)
         evconnlistener_free(w->listeners[i]);
+    w->listener_count = 0; /* closing connections below must not re-enable them */
     while (!TAILQ_EMPTY(&w->conns))
         pg_conn_free(TAILQ_FIRST(&w->conns));
+    /* A bufferevent freed while one of its deferred callbacks was queued is only released
+     * when that callback runs: give the loop one last non-blocking pass. */
+    if (w->base)
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
     pg_upstream_free(w->upstream);
     pg_learn_free(w->learn);
     if (w->stop_ev)
         event_free(w->stop_ev);
+    if (w->backoff_ev)
+        event_free(w->backoff_ev);
     if (w->base)
         event_base_free(w->base);
     memset(w, 0, sizeof(*w));

@@ -31,8 +31,13 @@ struct pg_config {
     unsigned workers; /* event-loop threads */
     unsigned upstream_connect_timeout_ms;
     unsigned upstream_timeout_ms; /* wait for the response head, and longest silence in a body */
-    unsigned upstream_max_connections; /* libcurl's pool bound for the upstream host */
-    unsigned max_concurrent_streams;   /* advertised SETTINGS_MAX_CONCURRENT_STREAMS */
+    unsigned upstream_max_connections;    /* libcurl's pool bound for the upstream host */
+    unsigned max_concurrent_streams;      /* advertised SETTINGS_MAX_CONCURRENT_STREAMS */
+    unsigned max_connections;             /* client connections over all workers */
+    unsigned max_upstream_per_connection; /* running upstream transfers per client connection */
+    unsigned idle_timeout_ms;             /* no open stream for this long: GOAWAY and close */
+    unsigned handshake_timeout_ms;        /* TLS handshake + client preface */
+    unsigned write_timeout_ms;            /* output pending without progress for this long */
     enum pg_log_level log_level;
     /* Server push (Link rel=preload). */
     bool push_enabled;

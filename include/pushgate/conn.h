@@ -29,6 +29,9 @@ struct pg_conn {
     struct pg_worker *worker;
     struct bufferevent *bev;
     struct event flush_ev; /* runs deferred protocol work outside library callbacks */
+    struct event timer_ev; /* handshake deadline, then the idle timeout */
+    bool ready;            /* TLS done and the client's preface (SETTINGS) received */
+    bool lingering;        /* protocol over: discarding input until EOF or the linger timer */
     struct pg_h2 *h2;
     char client_addr[64]; /* textual peer address, for X-Forwarded-For */
     bool tls;

@@ -24,6 +24,13 @@ int pg_h2_recv(struct pg_h2 *h2, struct evbuffer *input);
  * write frames into the connection's output. Returns 0 or a pg_err code (drop the
  * connection). */
 int pg_h2_flush(struct pg_h2 *h2);
+/* True once the client's connection preface (its first SETTINGS) arrived. */
+bool pg_h2_client_ready(const struct pg_h2 *h2);
+/* True when no stream is open (the idle clock may run). */
+bool pg_h2_idle(const struct pg_h2 *h2);
+/* Graceful end: GOAWAY(NO_ERROR) with the last stream id; open streams finish. Not for use
+ * inside nghttp2 callbacks. */
+void pg_h2_shutdown(struct pg_h2 *h2);
 /* True when the session neither wants to read nor to write: close after the output drains. */
 bool pg_h2_finished(const struct pg_h2 *h2);
 

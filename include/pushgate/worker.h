@@ -32,6 +32,10 @@ struct pg_worker {
     struct evconnlistener *listeners[PG_MAX_LISTENERS];
     size_t listener_count;
     TAILQ_HEAD(, pg_conn) conns; /* every open client connection */
+    unsigned conn_count;
+    unsigned max_conns;       /* this worker's share of --max-connections */
+    bool listening;           /* listeners enabled (off at the limit or after EMFILE) */
+    struct event *backoff_ev; /* re-enables accepting after a descriptor shortage */
     pthread_t thread;
 };
 
@@ -45,6 +49,9 @@ int pg_worker_start(struct pg_worker *w);
 void pg_worker_stop(struct pg_worker *w);
 /* Closes every connection and frees everything the worker owns. */
 void pg_worker_free(struct pg_worker *w);
+
+/* Called by a connection as it is freed: may resume accepting. */
+void pg_worker_conn_closed(struct pg_worker *w);
 
 /* Binds a listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking). With exclusive,
  * first checks that no other socket holds the port. Writes the port actually bound to

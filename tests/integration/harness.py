@@ -107,8 +107,8 @@ class LineReader:
 class Pushgate:
     """Runs the proxy on a kernel-chosen loopback port, read back from its log."""
 
-    def __init__(self, upstream, *extra, tls=None):
-        self.args = [PUSHGATE, "-l", "127.0.0.1:0", "--log-level", "info"]
+    def __init__(self, upstream, *extra, tls=None, listen="127.0.0.1:0"):
+        self.args = [PUSHGATE, "-l", listen, "--log-level", "info"]
         if upstream:
             self.args += ["-u", upstream]
         if tls:

@@ -68,6 +68,21 @@ class CommandLine(unittest.TestCase):
             self.assert_usage_error(["-u", "http://a:1", "-l", f"127.0.0.1:{pg.port}",
                                      "--workers", "1"], "Address already in use")
 
+    def test_restart_on_the_same_port_right_after_a_shutdown(self):
+        """The "address in use" probe must not mistake our own TIME_WAIT sockets for a
+        running program: a restart follows a shutdown at once."""
+        import socket
+        import h2raw
+        with Pushgate("http://127.0.0.1:9") as pg:
+            port = pg.port
+            c = h2raw.RawClient(port)
+            c.read_until(lambda f: f.type == h2raw.SETTINGS)
+        c.wait_closed()  # the server closed first: its side is in TIME_WAIT
+        c.close()
+        with Pushgate("http://127.0.0.1:9", listen=f"127.0.0.1:{port}") as again:
+            self.assertEqual(again.port, port)
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+
     def test_clean_shutdown_with_workers_and_ipv6(self):
         with Pushgate("http://127.0.0.1:9", "--workers", "3", "-l", "[::1]:0") as pg:
             self.assertGreater(pg.port, 0)

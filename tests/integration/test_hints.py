@@ -111,6 +111,16 @@ class Hints(unittest.TestCase):
         heads = [e for e in events_of(ev, "headers") if e["stream"] == 1]
         self.assertEqual([h["status"] for h in heads], [103, 200])
 
+    def test_targets_beyond_the_push_limit_are_hinted(self):
+        self.upstream.set_links(self.name, *(f"</x{i}.js>; rel=preload" for i in range(5)))
+        with Pushgate(self.upstream.url, "--max-pushes-per-response", "3") as pg:
+            self.fetch(pg)
+            ev = self.fetch(pg)
+        self.assertEqual(len(events_of(ev, "push_promise")), 3)
+        heads = [e for e in events_of(ev, "headers") if e["stream"] == 1]
+        self.assertEqual([h["status"] for h in heads], [103, 200])
+        self.assertEqual(len(links_of(heads[0])), 5, "the 103 names every preload")
+
     def test_a_changed_link_set_updates_the_table(self):
         self.upstream.set_links(self.name, "</a.css>; rel=preload", "</b.css>; rel=preload")
         with Pushgate(self.upstream.url) as pg:

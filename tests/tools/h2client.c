@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,9 +68,16 @@ static const char usage_text[] =
     "  --timeout SEC           overall deadline (default 30): {\"ev\":\"timeout\"}, exit 3\n"
     "  --print-data            print a \"data\" event for every DATA frame\n"
     "  --quiet-data            do not print \"data\" events (the default)\n"
+    "  --fetch-links           act like a browser on Link hints: when a 1xx (e.g. 103) or\n"
+    "                          final response HEADERS on one of our streams carries link\n"
+    "                          fields, GET every rel=preload target that is an origin-form\n"
+    "                          path (\"/...\", not \"//...\") on this connection, unless that\n"
+    "                          path was already requested or promised on it (\"fetch\" events)\n"
     "  -h, --help              this text\n"
     "Output: one JSON object per line (settings, headers, push_promise, data, rst_recv,\n"
-    "rst_sent, goaway, close, not_sent, lib_error, paused, then done, error or timeout).\n"
+    "rst_sent, goaway, close, not_sent, lib_error, paused, fetch, then done, error or\n"
+    "timeout). Every event has \"t\": milliseconds since the client started; done also has\n"
+    "\"last_close_t\", the t of the last stream close (null if none closed).\n"
     "Exit: 0 once every stream opened or promised is closed (after a GOAWAY, requests not\n"
     "yet sent are abandoned as not_sent); 1 on a connection error (socket or TLS error, EOF\n"
     "with streams open, a GOAWAY with an error code sent or received); 2 on a usage error;\n"
@@ -102,6 +110,7 @@ static struct {
     bool goaway_after_headers;
     double timeout;
     bool print_data;
+    bool fetch_links;
     char **paths;
     size_t npaths;
 } opt = {
@@ -216,11 +225,27 @@ static void emit(void)
     line.len = 0;
 }
 
+static double t_start; /* CLOCK_MONOTONIC seconds when main() started */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Milliseconds since the client started: the "t" of every event. */
+static double t_ms(void)
+{
+    return (mono_s() - t_start) * 1000.0;
+}
+
 static void ev_begin(const char *ev)
 {
     line.len = 0;
     sb_puts(&line, "{\"ev\":");
     sb_jsonz(&line, ev);
+    sb_printf(&line, ",\"t\":%.1f", t_ms());
 }
 
 /* ---- connection state ---- */
@@ -235,7 +260,9 @@ struct stream {
     uint64_t body_off;
     EVP_MD_CTX *md;
     char *path;
-    sbuf block; /* ,["name","value"] fragments of the header block being received */
+    sbuf block;   /* ,["name","value"] fragments of the header block being received */
+    char **links; /* --fetch-links: preload targets of the header block being received */
+    size_t nlinks;
     struct stream *next;
 };
 
@@ -261,13 +288,15 @@ static struct {
     char lib_err[512];
     double deadline, rate_start;
     uint64_t read_total;
-} g = {.fd = -1};
+    double last_close_t; /* t of the last stream close, < 0 until one closes */
+    uint64_t fetched;    /* --fetch-links: requests made for Link targets */
+    char **seen;         /* --fetch-links: paths requested or promised on this connection */
+    size_t nseen, capseen;
+} g = {.fd = -1, .last_close_t = -1};
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return mono_s();
 }
 
 static int ms_left(void)
@@ -420,6 +449,199 @@ static ssize_t body_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
     return (ssize_t)n;
 }
 
+/* ---- --fetch-links: what a browser does with Link: rel=preload (and 103 Early Hints) ---- */
+
+static bool seen_path(const char *path)
+{
+    for (size_t i = 0; i < g.nseen; i++)
+        if (strcmp(g.seen[i], path) == 0)
+            return true;
+    return false;
+}
+
+/* Remembers a path requested or promised on this connection (only with --fetch-links). */
+static void remember_path(const char *path)
+{
+    if (!opt.fetch_links || !path || seen_path(path))
+        return;
+    if (g.nseen == g.capseen) {
+        size_t cap = g.capseen ? g.capseen * 2 : 64;
+        char **p = realloc(g.seen, cap * sizeof *p);
+        if (!p)
+            oom();
+        g.seen = p;
+        g.capseen = cap;
+    }
+    g.seen[g.nseen] = strdup(path);
+    if (!g.seen[g.nseen])
+        oom();
+    g.nseen++;
+}
+
+static bool is_ows(uint8_t c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* A space-separated relation list containing "preload" (case-insensitive). */
+static bool rel_has_preload(const char *v)
+{
+    for (const char *p = v; *p;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *e = p;
+        while (*e && *e != ' ' && *e != '\t')
+            e++;
+        if (e - p == 7 && strncasecmp(p, "preload", 7) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static void add_link_target(struct stream *st, const uint8_t *t, size_t n)
+{
+    /* origin-form only: "/..." but not "//..." (network-path reference); no spaces or controls */
+    if (n == 0 || n > 4096 || t[0] != '/' || (n > 1 && t[1] == '/'))
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (t[i] <= 0x20 || t[i] >= 0x7f)
+            return;
+    char **p = realloc(st->links, (st->nlinks + 1) * sizeof *p);
+    if (!p)
+        oom();
+    st->links = p;
+    st->links[st->nlinks] = strndup((const char *)t, n);
+    if (!st->links[st->nlinks])
+        oom();
+    st->nlinks++;
+}
+
+/* Appends to st->links the rel=preload targets of one link field value. Lenient (in the spirit
+ * of RFC 8288 Appendix B): each link-value is <target> then ;-separated parameters up to the next
+ * comma outside quotes; the first rel parameter counts, as a token or a quoted string holding a
+ * space-separated list of relation types. */
+static void extract_preloads(struct stream *st, const uint8_t *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && v[i] != '<')
+            i++;
+        if (i >= n)
+            return;
+        size_t ts = ++i;
+        while (i < n && v[i] != '>')
+            i++;
+        if (i >= n)
+            return;
+        size_t te = i++;
+        bool rel_seen = false, preload = false;
+        while (i < n && v[i] != ',') {
+            if (v[i] != ';') {
+                i++;
+                continue;
+            }
+            i++;
+            while (i < n && is_ows(v[i]))
+                i++;
+            size_t ns = i;
+            while (i < n && v[i] != '=' && v[i] != ';' && v[i] != ',' && !is_ows(v[i]))
+                i++;
+            size_t ne = i;
+            while (i < n && is_ows(v[i]))
+                i++;
+            char val[512];
+            size_t vl = 0;
+            if (i < n && v[i] == '=') {
+                i++;
+                while (i < n && is_ows(v[i]))
+                    i++;
+                if (i < n && v[i] == '"') {
+                    for (i++; i < n && v[i] != '"'; i++) {
+                        if (v[i] == '\\' && i + 1 < n)
+                            i++;
+                        if (vl < sizeof val - 1)
+                            val[vl++] = (char)v[i];
+                    }
+                    if (i < n)
+                        i++; /* closing quote */
+                } else {
+                    while (i < n && v[i] != ';' && v[i] != ',' && !is_ows(v[i])) {
+                        if (vl < sizeof val - 1)
+                            val[vl++] = (char)v[i];
+                        i++;
+                    }
+                }
+            }
+            val[vl] = '\0';
+            if (ne - ns == 3 && strncasecmp((const char *)v + ns, "rel", 3) == 0 && !rel_seen) {
+                rel_seen = true;
+                preload = rel_has_preload(val);
+            }
+        }
+        if (preload)
+            add_link_target(st, v + ts, te - ts);
+        if (i < n)
+            i++; /* the comma */
+    }
+}
+
+static void free_links(struct stream *st)
+{
+    for (size_t i = 0; i < st->nlinks; i++)
+        free(st->links[i]);
+    free(st->links);
+    st->links = NULL;
+    st->nlinks = 0;
+}
+
+/* A GET for a Link target: the shared header list with :method GET and no content-length. */
+static void submit_fetch(struct stream *parent, const char *path)
+{
+    struct stream *st = stream_new();
+    st->path = strdup(path);
+    if (!st->path)
+        oom();
+    nghttp2_nv *nva = malloc(g.nnva * sizeof *nva);
+    if (!nva)
+        oom();
+    size_t k = 0;
+    for (size_t i = 0; i < g.nnva; i++) {
+        nghttp2_nv nv = g.nva[i];
+        if (i == 0) {
+            nv.value = (uint8_t *)"GET";
+            nv.valuelen = 3;
+        } else if (i == 3) {
+            nv.value = (uint8_t *)st->path;
+            nv.valuelen = strlen(st->path);
+        } else if (nv.namelen == 14 && memcmp(nv.name, "content-length", 14) == 0) {
+            continue;
+        }
+        nva[k++] = nv;
+    }
+    int32_t id = nghttp2_submit_request(g.s, NULL, nva, k, NULL, st);
+    free(nva);
+    if (id < 0)
+        fatal("nghttp2_submit_request: %s", nghttp2_strerror(id));
+    st->id = id;
+    g.in_flight++;
+    g.fetched++;
+    remember_path(st->path);
+    ev_begin("fetch");
+    sb_printf(&line, ",\"stream\":%" PRId32 ",\"parent\":%" PRId32 ",\"path\":", id, parent->id);
+    sb_jsonz(&line, st->path);
+    emit();
+}
+
+/* Requests the preload targets of the header block just received on parent, once each. */
+static void fetch_links(struct stream *parent)
+{
+    for (size_t i = 0; i < parent->nlinks; i++)
+        if (!g.stop_submitting && !seen_path(parent->links[i]))
+            submit_fetch(parent, parent->links[i]);
+    free_links(parent);
+}
+
 static void submit_request(const char *path)
 {
     struct stream *st = stream_new();
@@ -435,6 +657,7 @@ static void submit_request(const char *path)
         fatal("nghttp2_submit_request: %s", nghttp2_strerror(id));
     st->id = id;
     g.in_flight++;
+    remember_path(st->path);
 }
 
 static void submit_more(void)
@@ -481,6 +704,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
         if (st) {
             st->block.len = 0;
             st->block_status = 0;
+            free_links(st);
         }
     } else if (f->hd.type == NGHTTP2_PUSH_PROMISE) {
         struct stream *st = stream_new();
@@ -512,6 +736,9 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
         }
         if (namelen > 0 && name[0] == ':')
             return 0;
+        if (opt.fetch_links && !st->promised && namelen == 4 &&
+            strncasecmp((const char *)name, "link", 4) == 0)
+            extract_preloads(st, value, valuelen);
     } else if (f->hd.type == NGHTTP2_PUSH_PROMISE) {
         st = stream_get(f->push_promise.promised_stream_id);
         if (!st)
@@ -561,6 +788,8 @@ static void on_headers_frame(nghttp2_session *s, const nghttp2_frame *f)
         sb_printf(&line, ",\"status\":%d", st->block_status);
     add_block(st);
     emit();
+    /* --fetch-links acts on a 1xx (103 Early Hints) or the final response of our own streams */
+    bool fetch = opt.fetch_links && !st->promised && !st->final_seen;
     if (!st->final_seen && st->block_status >= 200) {
         st->final_seen = true;
         st->status = st->block_status;
@@ -576,6 +805,10 @@ static void on_headers_frame(nghttp2_session *s, const nghttp2_frame *f)
             fatal("nghttp2_submit_goaway: %s", nghttp2_strerror(rv));
         stop_submitting("GOAWAY sent");
     }
+    if (fetch)
+        fetch_links(st);
+    else
+        free_links(st);
 }
 
 /* GOAWAY debug data as a C string for error messages (NUL and control bytes become '?'). */
@@ -614,6 +847,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         sb_printf(&line, ",\"parent\":%" PRId32 ",\"promised\":%" PRId32, f->hd.stream_id, st->id);
         add_block(st);
         emit();
+        remember_path(st->path);
         st->announced = true;
         g.pushed++;
         g.open_pushed++;
@@ -681,6 +915,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
     if (!st || st->closed)
         return 0;
     st->closed = true;
+    g.last_close_t = t_ms();
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_DigestFinal_ex(st->md, md, &mdlen);
@@ -706,6 +941,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
         g.open_pushed--;
     free(st->block.p);
     st->block = (sbuf){0};
+    free_links(st);
     return 0;
 }
 
@@ -886,6 +1122,12 @@ static void print_done(void)
               ",\"streams\":%" PRIu64 ",\"completed\":%" PRIu64 ",\"reset\":%" PRIu64
               ",\"pushed\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"not_sent\":%" PRIu64,
               g.opened, g.completed, g.reset, g.pushed, g.bytes, g.not_sent);
+    if (g.last_close_t >= 0)
+        sb_printf(&line, ",\"last_close_t\":%.1f", g.last_close_t);
+    else
+        sb_puts(&line, ",\"last_close_t\":null");
+    if (opt.fetch_links)
+        sb_printf(&line, ",\"fetched\":%" PRIu64, g.fetched);
     emit();
 }
 
@@ -902,8 +1144,12 @@ static void cleanup(void)
             EVP_MD_CTX_free(st->md);
         free(st->path);
         free(st->block.p);
+        free_links(st);
         free(st);
     }
+    for (size_t i = 0; i < g.nseen; i++)
+        free(g.seen[i]);
+    free(g.seen);
     free(g.out);
     free(g.nva);
     free(line.p);
@@ -1240,6 +1486,7 @@ enum {
     O_TIMEOUT,
     O_QUIET_DATA,
     O_PRINT_DATA,
+    O_FETCH_LINKS,
 };
 
 static void parse_args(int argc, char **argv)
@@ -1266,6 +1513,7 @@ static void parse_args(int argc, char **argv)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"quiet-data", no_argument, NULL, O_QUIET_DATA},
         {"print-data", no_argument, NULL, O_PRINT_DATA},
+        {"fetch-links", no_argument, NULL, O_FETCH_LINKS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1339,6 +1587,9 @@ static void parse_args(int argc, char **argv)
         case O_PRINT_DATA:
             opt.print_data = true;
             break;
+        case O_FETCH_LINKS:
+            opt.fetch_links = true;
+            break;
         case 'h':
             fputs(usage_text, stdout);
             exit(0);
@@ -1363,6 +1614,7 @@ static void parse_args(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    t_start = mono_s();
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     g.deadline = now_s() + opt.timeout;

@@ -104,10 +104,19 @@ static void test_durations(void)
         bool ok;
         unsigned ms;
     } table[] = {
-        {"1", true, 1000},    {"250ms", true, 250},  {"5s", true, 5000},
-        {"2m", true, 120000}, {"1h", true, 3600000}, {"0", false, 0},
-        {"", false, 0},       {"-1", false, 0},      {"1d", false, 0},
-        {"25h", false, 0},    {"s", false, 0},       {"99999999999999", false, 0},
+        {"1", true, 1000},
+        {"250ms", true, 250},
+        {"5s", true, 5000},
+        {"2m", true, 120000},
+        {"1h", true, 3600000},
+        {"720h", true, 2592000000U},
+        {"0", false, 0},
+        {"", false, 0},
+        {"-1", false, 0},
+        {"1d", false, 0},
+        {"721h", false, 0},
+        {"s", false, 0},
+        {"99999999999999", false, 0},
     };
     for (size_t i = 0; i < PG_ARRAY_LEN(table); i++) {
         unsigned ms = 0;

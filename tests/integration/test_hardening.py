@@ -1,0 +1,261 @@
+"""Hostile clients: floods, resets, idle and stalled connections, connection limits, and
+requests that try to confuse the upstream. Every test states its bound and checks it; every
+wait is bounded and waits for an event (a frame, a close, a counter), never for a fixed time."""
+import os
+import resource
+import socket
+import struct
+import subprocess
+import time
+import unittest
+
+import h2raw
+from harness import DEADLINE, H2CLIENT, Pushgate, TestUpstream, h2client, main
+
+
+def wait_until(predicate, what, deadline=DEADLINE):
+    end = time.monotonic() + deadline
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.02)
+
+
+class Hardening(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.upstream = TestUpstream().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.upstream.__exit__(None, None, None)
+
+    def proxy(self, *extra):
+        return Pushgate(self.upstream.url, *extra)
+
+    def assert_victim_served(self, pg):
+        """Another client on another connection is served completely."""
+        rc, ev = h2client("127.0.0.1", pg.port, "/victim?size=100000")
+        self.assertEqual(rc, 0, ev)
+        close = [e for e in ev if e["ev"] == "close"][0]
+        self.assertEqual((close["status"], close["bytes"]), (200, 100000))
+
+    # ---- floods end with GOAWAY(ENHANCE_YOUR_CALM) ----
+
+    def flood(self, pg, send_one, count=5000):
+        """Sends count abusive frames (stops early if the server closes); returns the GOAWAY."""
+        c = h2raw.RawClient(pg.port)
+        try:
+            for i in range(count):
+                if not send_one(c, i):
+                    break
+            return c.goaway()
+        finally:
+            c.close()
+
+    def test_rapid_reset_is_stopped_and_upstream_work_stays_bounded(self):
+        before = self.upstream.stats()["requests_total"]
+        with self.proxy() as pg:
+            def open_and_reset(c, i):
+                stream = 2 * i + 1
+                return c.request(stream, f"/rr{i}?delay_ms=5000") and c.rst(stream)
+            goaway = self.flood(pg, open_and_reset, count=20000)
+            self.assertIsNotNone(goaway, "no GOAWAY")
+            self.assertEqual(goaway.error_code, h2raw.ENHANCE_YOUR_CALM)
+            self.assert_victim_served(pg)
+        started = self.upstream.stats()["requests_total"] - before
+        print(f"rapid reset: {started} upstream requests started for 20000 reset streams")
+        self.assertLess(started, 1200, "bounded by the reset budget, not by the attack")
+        wait_until(lambda: self.upstream.stats()["active_requests"] == 0,
+                   "the upstream transfers to be cancelled")
+
+    def test_paced_rapid_reset_is_stopped(self):
+        with self.proxy() as pg:
+            c = h2raw.RawClient(pg.port)
+            start = time.monotonic()
+            goaway = None
+            for i in range(10000):  # about 500 resets per second: under any burst limit
+                stream = 2 * i + 1
+                if not (c.request(stream, f"/prr{i}") and c.rst(stream)):
+                    break
+                if i % 50 == 49:
+                    frames = c.read_until(lambda f: f.type == h2raw.GOAWAY,
+                                          timeout=max(0.0, start + (i + 1) / 500 -
+                                                      time.monotonic()))
+                    if frames and frames[-1].type == h2raw.GOAWAY:
+                        goaway = frames[-1]
+                        break
+            goaway = goaway or c.goaway()
+            c.close()
+            self.assertIsNotNone(goaway)
+            self.assertEqual(goaway.error_code, h2raw.ENHANCE_YOUR_CALM)
+            self.assertLess(i, 10000 - 1, "stopped before the attack ended")
+            self.assert_victim_served(pg)
+
+    def test_control_frame_floods(self):
+        floods = {
+            "PING": lambda c, i: c.send(h2raw.PING, 0, 0, struct.pack(">Q", i)),
+            "SETTINGS": lambda c, i: c.send(h2raw.SETTINGS, 0, 0),
+            "PRIORITY": lambda c, i: c.send(h2raw.PRIORITY, 0, 2 * i + 1,
+                                            struct.pack(">IB", 0, 15)),
+            "WINDOW_UPDATE(1)": lambda c, i: c.send(h2raw.WINDOW_UPDATE, 0, 0,
+                                                    struct.pack(">I", 1)),
+            "empty DATA": lambda c, i: (i > 0 or c.headers(
+                1, h2raw.request_fields(c.authority, "/upload?hold=never", "POST"),
+                end_stream=False)) and c.send(h2raw.DATA, 0, 1),
+        }
+        with self.proxy() as pg:
+            for name, send_one in floods.items():
+                goaway = self.flood(pg, send_one)
+                self.assertIsNotNone(goaway, name)
+                self.assertEqual(goaway.error_code, h2raw.ENHANCE_YOUR_CALM, name)
+            self.assert_victim_served(pg)
+
+    def test_made_you_reset_spends_the_budget_and_reaches_no_upstream(self):
+        with self.proxy() as pg:
+            def malformed(c, i):  # an upper-case field name: the library resets the stream
+                fields = h2raw.request_fields(c.authority, f"/myr?tag=myr{i}",
+                                              extra=[("X-Bad", "1")])
+                return c.headers(2 * i + 1, fields)
+            goaway = self.flood(pg, malformed)
+            self.assertIsNotNone(goaway)
+            self.assertEqual(goaway.error_code, h2raw.ENHANCE_YOUR_CALM)
+            self.assert_victim_served(pg)
+        self.assertFalse([r for r in self.upstream.requests() if "tag=myr" in r["target"]])
+
+    def test_ordinary_traffic_stays_within_the_budget(self):
+        with self.proxy("--max-concurrent-streams", "400") as pg:
+            c = h2raw.RawClient(pg.port)
+            for i in range(300):  # a few pings, then 300 requests read to the end
+                if i % 100 == 0:
+                    c.send(h2raw.PING, 0, 0, b"12345678")
+                c.request(2 * i + 1, f"/ord?size=10&i={i}")
+            done = set()
+            frames = c.read_until(lambda f: (f.type == h2raw.DATA and f.flags & h2raw.END_STREAM
+                                             and not done.add(f.stream) and len(done) == 300)
+                                  or f.type == h2raw.GOAWAY)
+            c.close()
+            self.assertEqual(len(done), 300, [f for f in frames if f.type == h2raw.GOAWAY])
+
+    # ---- upstream work per connection is capped ----
+
+    def test_upstream_transfers_per_connection_are_capped(self):
+        gate = "cap-gate"
+        before = self.upstream.stats()["requests_total"]
+        with self.proxy("--max-upstream-per-connection", "2") as pg:
+            c = h2raw.RawClient(pg.port)
+            for i in range(10):
+                c.request(2 * i + 1, f"/cap{i}?hold={gate}")
+            wait_until(lambda: self.upstream.stats()["active_requests"] == 2, "2 held requests")
+            self.assertEqual(self.upstream.stats()["requests_total"] - before, 2)
+            for _ in range(10):
+                self.upstream.release(gate)
+            ended = set()
+            c.read_until(lambda f: f.type in (h2raw.HEADERS, h2raw.DATA) and
+                         f.flags & h2raw.END_STREAM and not ended.add(f.stream) and
+                         len(ended) == 10)
+            c.close()
+            self.assertEqual(len(ended), 10, "every waiting request was served in turn")
+
+    # ---- idle, slow and stalled clients ----
+
+    def test_idle_connection_is_closed_even_while_pinging(self):
+        with self.proxy("--idle-timeout", "300ms") as pg:
+            c = h2raw.RawClient(pg.port)
+            goaway = None
+            end = time.monotonic() + DEADLINE
+            while goaway is None and time.monotonic() < end:
+                c.send(h2raw.PING, 0, 0, b"keepaliv")
+                frames = c.read_until(lambda f: f.type == h2raw.GOAWAY, timeout=0.1)
+                goaway = next((f for f in frames if f.type == h2raw.GOAWAY), None)
+                if c.closed:
+                    break
+            self.assertIsNotNone(goaway, "no GOAWAY for an idle connection")
+            self.assertEqual(goaway.error_code, h2raw.NO_ERROR)
+            self.assertTrue(c.wait_closed(), "closed after the GOAWAY")
+            c.close()
+
+    def test_a_connection_that_never_speaks_is_closed(self):
+        with self.proxy("--handshake-timeout", "300ms") as pg:
+            s = socket.create_connection(("127.0.0.1", pg.port), timeout=DEADLINE)
+            s.settimeout(DEADLINE)
+            data = s.recv(65536)  # the server's SETTINGS
+            while data:
+                data = s.recv(65536)
+            s.close()
+
+    def test_a_client_that_stops_reading_is_dropped_and_its_transfer_cancelled(self):
+        before = self.upstream.stats()["aborted_requests"]
+        with self.proxy("--write-timeout", "500ms") as pg:
+            c = h2raw.RawClient(pg.port, settings=((h2raw.ENABLE_PUSH, 0), (0x4, 0x7FFFFFFF)))
+            c.send(h2raw.WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7FFFFFFF - 65535))
+            c.request(1, f"/stall?size={1024 * 1024 * 1024}")
+            # never read: the kernel buffers fill, then the proxy's output, then the timeout
+            wait_until(lambda: self.upstream.stats()["aborted_requests"] > before,
+                       "the upstream transfer to be aborted")
+            c.close()
+            self.assert_victim_served(pg)
+
+    # ---- connection limits and descriptor exhaustion ----
+
+    def test_max_connections_holds_further_clients_in_the_backlog(self):
+        with self.proxy("--max-connections", "4") as pg:
+            clients = [h2raw.RawClient(pg.port) for _ in range(4)]
+            for c in clients:
+                self.assertTrue(c.read_until(lambda f: f.type == h2raw.SETTINGS))
+            extra = h2raw.RawClient(pg.port)
+            self.assertFalse(extra.read_until(lambda f: True, timeout=0.5),
+                             "a fifth connection is not served while four are open")
+            clients.pop().close()
+            frames = extra.read_until(lambda f: f.type == h2raw.SETTINGS)
+            self.assertTrue(frames and frames[-1].type == h2raw.SETTINGS)
+            for c in clients + [extra]:
+                c.close()
+            self.assert_victim_served(pg)
+
+    def test_running_out_of_descriptors_is_survived(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (48, hard))
+
+        pg = Pushgate(self.upstream.url)
+        real_popen = subprocess.Popen
+        subprocess.Popen = lambda *a, **kw: real_popen(*a, preexec_fn=low_limit, **kw)
+        try:
+            pg.__enter__()
+        finally:
+            subprocess.Popen = real_popen
+        try:
+            socks = []
+            for _ in range(80):
+                s = socket.create_connection(("127.0.0.1", pg.port), timeout=DEADLINE)
+                s.sendall(h2raw.PREFACE + h2raw.RawClient.frame(h2raw.SETTINGS, 0, 0))
+                socks.append(s)
+            pg.log.wait_for(lambda l: "pausing new connections" in l)
+            for s in socks:
+                s.close()
+            self.assert_victim_served(pg)
+        finally:
+            pg.stop()
+
+    # ---- requests that could confuse the upstream ----
+
+    def test_origin_confusion_is_refused(self):
+        with self.proxy() as pg:
+            cases = ((["-H", ":scheme: https"], "scheme differs from the connection's"),
+                     (["--authority", "user@127.0.0.1"], "userinfo in :authority"),
+                     (["-H", "host: other.example"], "host disagrees with :authority"),
+                     (["--method", "CONNECT"], "CONNECT"))
+            for flags, why in cases:
+                rc, ev = h2client(*flags, "127.0.0.1", pg.port, "/conf?tag=confused")
+                statuses = [e["status"] for e in ev if e["ev"] == "headers"]
+                closes = [e for e in ev if e["ev"] == "close"]
+                refused = statuses and statuses[0] in (400, 405) or \
+                    (closes and closes[0]["error_code"] != 0)
+                self.assertTrue(refused, (why, ev))
+        self.assertFalse([r for r in self.upstream.requests() if "tag=confused" in r["target"]])
+
+
+if __name__ == "__main__":
+    main()

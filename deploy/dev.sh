@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
           libnghttp2-dev libevent-dev libcurl4-openssl-dev libssl-dev
-          nghttp2-client curl openssl nginx-light python3 iproute2 procps)
+          nghttp2-client curl openssl nginx-light python3 iproute2 procps
+          nghttp2-proxy h2o haproxy)
 
 install_missing() {
     local missing=()
@@ -23,8 +24,10 @@ install_missing() {
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
-    # Debian starts the nginx service on install; the tests run their own nginx.
-    "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
+    # Debian starts these services on install; the tests and benchmarks run their own.
+    for service in nginx h2o haproxy nghttpx; do
+        "${sudo[@]}" service "$service" stop >/dev/null 2>&1 || true
+    done
 }
 
 build() { # build DIR [meson options...]
@@ -61,8 +64,9 @@ run_tests() {
     build build
     meson test -C build --print-errorlogs || status=1
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+    # The benchmarks' quick modes run once, in the plain build (sanitizers would only slow them).
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        PG_SANITIZED=1 meson test -C build-asan --print-errorlogs || status=1
+        PG_SANITIZED=1 meson test -C build-asan --no-suite bench --print-errorlogs || status=1
     # libFuzzer targets (clang), each fuzzed for a bounded time on top of its corpus.
     CC=clang build build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
     meson test -C build-fuzz --suite fuzz-run --print-errorlogs || status=1

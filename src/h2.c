@@ -653,11 +653,16 @@ static void collect_links(struct pg_stream *st, const struct pg_header *fields, 
     struct pg_header scheme = scheme_of(st), authority = authority_of(st), base = path_of(st);
     char scheme_z[8], authority_z[256];
     memset(set, 0, sizeof(*set));
+    size_t f = 0;
+    while (f < count && !is_field(&fields[f], "link"))
+        f++;
+    if (f == count) /* most responses: nothing to resolve */
+        return;
     if (scheme.value_len >= sizeof(scheme_z) || authority.value_len >= sizeof(authority_z))
         return;
     snprintf(scheme_z, sizeof(scheme_z), "%.*s", (int)scheme.value_len, scheme.value);
     snprintf(authority_z, sizeof(authority_z), "%.*s", (int)authority.value_len, authority.value);
-    for (size_t f = 0; f < count; f++) {
+    for (; f < count; f++) {
         if (!is_field(&fields[f], "link"))
             continue;
         struct pg_link links[MAX_LINKS_PER_FIELD];

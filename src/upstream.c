@@ -11,7 +11,8 @@
 
 #define HEAD_MAX_BYTES (64 * 1024) /* an upstream head larger than this is refused (502) */
 #define HEAD_MAX_FIELDS 256
-#define EASY_POOL_MAX 64
+#define EASY_POOL_MAX                                                                              \
+    1024 /* reset handles kept for reuse: re-creating one costs more than the request */
 
 /* Owned by the worker; touched only on its thread. */
 struct pg_upstream {
@@ -22,6 +23,7 @@ struct pg_upstream {
     TAILQ_HEAD(, pg_exchange) running; /* every live exchange, for shutdown */
     CURL *easy_pool[EASY_POOL_MAX];    /* reset handles ready for reuse */
     size_t easy_pool_len;
+    CURLU *origin; /* the upstream URL, parsed once (CURLOPT_CURLU) */
 };
 
 /* Libevent state for one socket libcurl watches; owned through curl_multi_assign. */
@@ -134,7 +136,12 @@ struct pg_upstream *pg_upstream_new(struct event_base *base, const struct pg_con
     up->cfg = cfg;
     TAILQ_INIT(&up->running);
     up->multi = curl_multi_init();
-    if (!up->multi) {
+    up->origin = curl_url();
+    if (!up->multi || !up->origin ||
+        curl_url_set(up->origin, CURLUPART_URL, cfg->upstream_origin, 0) != CURLUE_OK) {
+        curl_url_cleanup(up->origin);
+        if (up->multi)
+            curl_multi_cleanup(up->multi);
         free(up);
         return NULL;
     }
@@ -181,6 +188,7 @@ void pg_upstream_free(struct pg_upstream *up)
         curl_easy_cleanup(up->easy_pool[i]);
     evtimer_del(&up->timer);
     curl_multi_cleanup(up->multi);
+    curl_url_cleanup(up->origin);
     free(up);
 }
 
@@ -278,8 +286,10 @@ static size_t on_header_line(char *data, size_t size, size_t count, void *userp)
     bool blank = (len == 2 && data[0] == '\r' && data[1] == '\n') || (len == 1 && data[0] == '\n');
     if (blank && !deliver_head(ex))
         goto bad;
-    evtimer_del(&ex->timeout);
-    arm_timeout(ex);
+    /* The timer bounds the wait for the whole head; it restarts once the head is complete
+     * (re-arming it per line cost more than parsing the line). */
+    if (blank)
+        arm_timeout(ex);
     return len;
 bad:
     ex->bad_response = true;
@@ -347,7 +357,7 @@ static void set_request_options(struct pg_exchange *ex, const struct pg_exchange
 {
     const struct pg_config *cfg = ex->up->cfg;
     CURL *h = ex->easy;
-    curl_easy_setopt(h, CURLOPT_URL, cfg->upstream_origin);
+    curl_easy_setopt(h, CURLOPT_CURLU, ex->up->origin); /* parsed once, not per request */
     curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, req->target);
     curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the environment never redirects upstream traffic */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

@@ -1,21 +1,17 @@
 #include "pushgate/digest.h"
+#include "pushgate/push_policy.h"
 
-#include <ctype.h>
 #include <string.h>
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 #define VERSION 'a'
 
+/* The shared target hash, finished with a 64-bit avalanche: FNV's low bits mix poorly for
+ * short inputs and the probes take 16-bit slices. */
 static uint64_t hash_target(const char *authority, size_t authority_len, const char *path,
                             size_t path_len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < authority_len; i++)
-        h = (h ^ (unsigned char)tolower((unsigned char)authority[i])) * 0x100000001b3ULL;
-    h = (h ^ 0xff) * 0x100000001b3ULL;
-    for (size_t i = 0; i < path_len; i++)
-        h = (h ^ (unsigned char)path[i]) * 0x100000001b3ULL;
-    /* FNV's low bits mix poorly for short inputs: finish with a 64-bit avalanche. */
+    uint64_t h = pg_push_target_hash(authority, authority_len, path, path_len);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;

@@ -48,8 +48,8 @@ const char *pg_push_accept_for(enum pg_link_as as)
 }
 
 /* FNV-1a over the lower-cased authority, a separator and the path. */
-static uint64_t hash_target(const char *authority, size_t authority_len, const char *path,
-                            size_t path_len)
+uint64_t pg_push_target_hash(const char *authority, size_t authority_len, const char *path,
+                             size_t path_len)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < authority_len; i++)
@@ -63,7 +63,7 @@ static uint64_t hash_target(const char *authority, size_t authority_len, const c
 bool pg_push_memory_contains(const struct pg_push_memory *mem, const char *authority,
                              size_t authority_len, const char *path, size_t path_len)
 {
-    uint64_t h = hash_target(authority, authority_len, path, path_len);
+    uint64_t h = pg_push_target_hash(authority, authority_len, path, path_len);
     for (size_t i = 0; i < mem->count; i++)
         if (mem->hashes[i] == h)
             return true;
@@ -75,7 +75,7 @@ void pg_push_memory_add(struct pg_push_memory *mem, const char *authority, size_
 {
     if (pg_push_memory_contains(mem, authority, authority_len, path, path_len))
         return;
-    mem->hashes[mem->next] = hash_target(authority, authority_len, path, path_len);
+    mem->hashes[mem->next] = pg_push_target_hash(authority, authority_len, path, path_len);
     mem->next = (mem->next + 1) % PG_PUSH_MEMORY_SIZE;
     if (mem->count < PG_PUSH_MEMORY_SIZE)
         mem->count++;

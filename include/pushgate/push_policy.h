@@ -37,6 +37,11 @@ enum pg_push_verdict pg_push_parent_verdict(const struct pg_push_parent *parent)
 /* The accept field a pushed request carries for a link's as= value. */
 const char *pg_push_accept_for(enum pg_link_as as);
 
+/* A 64-bit hash of a push target (host case-insensitive), shared by the push memory and the
+ * cache digest. */
+uint64_t pg_push_target_hash(const char *authority, size_t authority_len, const char *path,
+                             size_t path_len);
+
 /* Per-connection memory of paths already requested or pushed, so one is pushed once.
  * Bounded: it remembers the last PG_PUSH_MEMORY_SIZE paths (a ring of 64-bit hashes); older
  * entries are forgotten, which can only cause a redundant push, never a missing response. */

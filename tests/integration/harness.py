@@ -279,6 +279,21 @@ class TestUpstream:
         self.control("/_links", name=name, link=list(links))
 
 
+class UpstreamTestCase(unittest.TestCase):
+    """A test class sharing one scriptable upstream; proxy() starts pushgate in front of it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.upstream = TestUpstream().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.upstream.__exit__(None, None, None)
+
+    def proxy(self, *extra):
+        return Pushgate(self.upstream.url, *extra)
+
+
 def make_cert(directory, name="server"):
     """A self-signed ECDSA P-256 certificate for localhost, made at test time."""
     cert = os.path.join(directory, name + ".crt")

@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import (DEADLINE, H2CLIENT, SANITIZED, Pushgate, TestUpstream, free_port,
+from harness import (DEADLINE, H2CLIENT, SANITIZED, Pushgate, UpstreamTestCase, free_port,
                      h2client, pattern_sha256, run, main)
 
 MiB = 1024 * 1024
@@ -22,18 +22,7 @@ def header_values(event, name):
     return [v for n, v in event["headers"] if n == name]
 
 
-class Exchange(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.upstream = TestUpstream().__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.upstream.__exit__(None, None, None)
-
-    def proxy(self, *extra):
-        return Pushgate(self.upstream.url, *extra)
-
+class Exchange(UpstreamTestCase):
     def upstream_request(self, tag):
         return self.upstream.wait_for_request(lambda r: tag in r["target"])
 

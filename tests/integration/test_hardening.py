@@ -1,7 +1,6 @@
 """Hostile clients: floods, resets, idle and stalled connections, connection limits, and
 requests that try to confuse the upstream. Every test states its bound and checks it; every
 wait is bounded and waits for an event (a frame, a close, a counter), never for a fixed time."""
-import os
 import resource
 import socket
 import struct
@@ -10,7 +9,7 @@ import time
 import unittest
 
 import h2raw
-from harness import DEADLINE, H2CLIENT, Pushgate, TestUpstream, h2client, main
+from harness import DEADLINE, Pushgate, UpstreamTestCase, h2client, main
 
 
 def wait_until(predicate, what, deadline=DEADLINE):
@@ -21,18 +20,7 @@ def wait_until(predicate, what, deadline=DEADLINE):
         time.sleep(0.02)
 
 
-class Hardening(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.upstream = TestUpstream().__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.upstream.__exit__(None, None, None)
-
-    def proxy(self, *extra):
-        return Pushgate(self.upstream.url, *extra)
-
+class Hardening(UpstreamTestCase):
     def assert_victim_served(self, pg):
         """Another client on another connection is served completely."""
         rc, ev = h2client("127.0.0.1", pg.port, "/victim?size=100000")

@@ -5,7 +5,7 @@ import itertools
 import unittest
 from urllib.parse import quote
 
-from harness import H2ClientRun, Pushgate, TestUpstream, h2client, main
+from harness import H2ClientRun, Pushgate, UpstreamTestCase, h2client, main
 
 _names = itertools.count()
 
@@ -22,15 +22,7 @@ def links_of(event):
     return [v for n, v in event["headers"] if n == "link"]
 
 
-class Hints(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.upstream = TestUpstream().__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.upstream.__exit__(None, None, None)
-
+class Hints(UpstreamTestCase):
     def setUp(self):
         self.name = f"n{next(_names)}"  # a fresh page and gate per test
 

@@ -3,7 +3,7 @@ against the scriptable upstream and the built-in demo."""
 import unittest
 from urllib.parse import quote
 
-from harness import Pushgate, TestUpstream, h2client, pattern_sha256, run, main
+from harness import Pushgate, UpstreamTestCase, h2client, pattern_sha256, run, main
 
 
 def page(*links, status=200, size=100, extra=""):
@@ -24,15 +24,7 @@ def pseudo(promise, name):
     return dict(promise["headers"]).get(name)
 
 
-class Push(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.upstream = TestUpstream().__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.upstream.__exit__(None, None, None)
-
+class Push(UpstreamTestCase):
     def fetch(self, *paths, flags=(), proxy_flags=()):
         with Pushgate(self.upstream.url, *proxy_flags) as pg:
             rc, ev = h2client(*flags, "127.0.0.1", pg.port, *paths)

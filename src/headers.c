@@ -286,6 +286,11 @@ static int filter_response_fields(struct pg_response_head *out)
     }
     if (has_te && cl)
         return PG_ERR_INVALID; /* RFC 9112 §6.3: a smuggling signal, not a message */
+    /* RFC 9110 §8.6, RFC 9112 §6.1: a 1xx or 204 announcing a body is lying about framing;
+     * whatever follows would be read as the next response on that connection. */
+    bool never_body = out->status < 200 || out->status == 204;
+    if (never_body && (has_te || (cl && !(cl_len == 1 && cl[0] == '0'))))
+        return PG_ERR_INVALID;
     for (size_t i = 0; i < out->count; i++) {
         struct pg_header *h = &out->fields[i];
         bool drop = pg_headers_is_hop_by_hop(h->name, h->name_len);

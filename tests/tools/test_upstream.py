@@ -12,6 +12,7 @@ Query parameters (all optional; repeatable ones say so):
                     Transfer-Encoding given here replaces the upstream's own framing, and the
                     connection is closed after the body)
   link=VALUE        a Link response field, repeatable
+  fill_head=N       N filler fields of 200 bytes each (an oversized head)
   links_from=NAME   also one Link field per value last set with /_links?name=NAME&link=...
   early_hints=VALUE send "103 Early Hints" with this Link value first (repeatable: one field
                     each); hint_delay_ms=N wait between the 103 and the final response
@@ -23,6 +24,8 @@ Query parameters (all optional; repeatable ones say so):
   slow_read=BPS     read the request body at BPS bytes per second
   read_pause_ms=N   wait before reading the request body
   no_body_read=1    answer without reading the request body, then close
+  raw=BYTES         answer with exactly these bytes (percent-encoded, latin-1), then close:
+                    for malformed and hostile responses
 
 Special paths: /_stats (JSON counters), /_release?name=NAME (one permit for a held request,
 now or later), /_links?name=NAME&link=V&link=W (replaces the named Link set).
@@ -85,7 +88,7 @@ class Request:
             self.headers.append([name, value.strip(" \t")])
         url = urlsplit(self.target)
         self.path = url.path
-        self.query = parse_qs(url.query, keep_blank_values=True)
+        self.query = parse_qs(url.query, keep_blank_values=True, encoding="latin-1")
         self.body = bytearray()
         self.body_len = 0
         self.body_hash = hashlib.sha256()
@@ -198,6 +201,10 @@ class Upstream:
         await self.read_body(req, reader)
         req.completed = True
         self.log(conn_id, seq, req)
+        if req.q("raw") is not None:
+            writer.write(req.q("raw").encode("latin-1"))
+            await writer.drain()
+            return False
         return await self.respond(req, writer, bytes(req.body) if req.qi("echo") else None)
 
     async def read_body(self, req, reader):
@@ -277,6 +284,7 @@ class Upstream:
         if own_framing and status not in (204, 304) and not 100 <= status < 200:
             lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}")
         lines += [f"Link: {v}" for v in req.query.get("link", [])]
+        lines += [f"X-Fill-{i}: {'v' * 200}" for i in range(req.qi("fill_head"))]
         if req.q("links_from") is not None:
             lines += [f"Link: {v}" for v in self.link_sets.get(req.q("links_from"), [])]
         for h in extra:

@@ -12,6 +12,7 @@
 #include "pushgate/worker.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,7 @@ struct pg_stream {
     size_t req_unconsumed;       /* bytes received but not yet acknowledged with WINDOW_UPDATE */
     struct pg_exchange *ex;      /* NULL before start and after the upstream finished */
     struct evbuffer *resp_body;  /* response bytes waiting for the client's window */
+    struct event *stall_ev;      /* while the upstream is paused for this client: its limit */
     bool resp_submitted;         /* final response HEADERS submitted */
     bool resp_eof;               /* no more response bytes will arrive */
     bool resp_deferred;          /* nghttp2 waits on our data source */
@@ -161,6 +163,8 @@ static void stream_free(struct pg_stream *st)
         pg_lines_free(&st->push->strings);
         free(st->push);
     }
+    if (st->stall_ev)
+        event_free(st->stall_ev);
     if (st->req_body)
         evbuffer_free(st->req_body);
     if (st->resp_body)
@@ -370,11 +374,37 @@ static void on_upstream_head(void *ud, const struct pg_response_head *head)
     }
 }
 
+/* A stream whose client takes nothing (window closed, never updated) would hold its upstream
+ * connection forever: after --write-timeout without progress it is reset. */
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_stream *st = arg;
+    pg_log_debug("stream %d: client took no data for the write timeout: reset", st->id);
+    nghttp2_submit_rst_stream(st->h2->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    pg_conn_schedule_flush(st->h2->conn);
+}
+
+static void arm_stall_timer(struct pg_stream *st)
+{
+    if (!st->stall_ev) {
+        st->stall_ev = evtimer_new(st->h2->conn->worker->base, on_stall, st);
+        if (!st->stall_ev)
+            return;
+    }
+    unsigned ms = st->h2->conn->worker->cfg->write_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(st->stall_ev, &tv);
+}
+
 static bool on_upstream_body(void *ud, const char *data, size_t len)
 {
     struct pg_stream *st = ud;
-    if (evbuffer_get_length(st->resp_body) >= RESPONSE_HIGH_WATER)
+    if (evbuffer_get_length(st->resp_body) >= RESPONSE_HIGH_WATER) {
+        arm_stall_timer(st); /* paused until the client reads: not forever */
         return false;
+    }
     if (evbuffer_add(st->resp_body, data, len) != 0)
         return false;
     wake_data(st);
@@ -957,8 +987,11 @@ static void do_stream_work(struct pg_stream *st)
     /* Completion is only reported from the multi handle's loop callbacks, never from inside
      * curl_easy_pause, so st->ex is still valid here. */
     if (st->ex && pg_exchange_response_paused(st->ex) &&
-        evbuffer_get_length(st->resp_body) < RESPONSE_LOW_WATER)
+        evbuffer_get_length(st->resp_body) < RESPONSE_LOW_WATER) {
+        if (st->stall_ev)
+            evtimer_del(st->stall_ev);
         pg_exchange_resume_response(st->ex);
+    }
 }
 
 /* ---- nghttp2 receive callbacks: record facts, queue work, never call upstream. ---- */

@@ -184,6 +184,28 @@ class Hardening(UpstreamTestCase):
             c.close()
             self.assert_victim_served(pg)
 
+    def test_a_stream_whose_window_never_opens_is_reset_and_its_transfer_cancelled(self):
+        """Slow read per stream: a closed window must not hold an upstream connection."""
+        before = self.upstream.stats()["aborted_requests"]
+        with self.proxy("--write-timeout", "500ms") as pg:
+            c = h2raw.RawClient(pg.port, settings=((h2raw.ENABLE_PUSH, 0), (0x4, 0)))
+            c.request(1, f"/window?size={64 * 1024 * 1024}")
+            frames = c.read_until(lambda f: f.type == h2raw.RST_STREAM and f.stream == 1)
+            self.assertTrue(frames and frames[-1].type == h2raw.RST_STREAM, frames[-5:])
+            self.assertEqual(frames[-1].error_code, h2raw.CANCEL)
+            wait_until(lambda: self.upstream.stats()["aborted_requests"] > before,
+                       "the upstream transfer to be aborted")
+            c.close()
+
+    def test_too_many_request_fields_get_431_and_reach_no_upstream(self):
+        with self.proxy() as pg:
+            flags = []
+            for i in range(200):
+                flags += ["-H", f"x-f{i}: v"]
+            rc, ev = h2client(*flags, "127.0.0.1", pg.port, "/many?tag=many-fields")
+            self.assertEqual([e["status"] for e in ev if e["ev"] == "headers"], [431], ev[-3:])
+        self.assertFalse([r for r in self.upstream.requests() if "many-fields" in r["target"]])
+
     # ---- connection limits and descriptor exhaustion ----
 
     def test_max_connections_holds_further_clients_in_the_backlog(self):

@@ -36,6 +36,7 @@ enum long_only_option {
     OPT_IDLE_TIMEOUT,
     OPT_HANDSHAKE_TIMEOUT,
     OPT_WRITE_TIMEOUT,
+    OPT_REQUEST_TIMEOUT,
     OPT_MAX_UPSTREAM_PER_CONNECTION,
 };
 
@@ -68,6 +69,7 @@ static const struct option long_options[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
     {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"max-upstream-per-connection", required_argument, NULL, OPT_MAX_UPSTREAM_PER_CONNECTION},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -91,6 +93,7 @@ static void set_defaults(struct pg_config *cfg)
     cfg->idle_timeout_ms = 60 * 1000;
     cfg->handshake_timeout_ms = 10 * 1000;
     cfg->write_timeout_ms = 60 * 1000;
+    cfg->request_timeout_ms = 60 * 1000;
     cfg->max_upstream_per_connection = 100;
     cfg->push_learn = true;
     cfg->push_learn_size = 1024;
@@ -310,6 +313,8 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
         return parse_timeout(arg, "--handshake-timeout", &cfg->handshake_timeout_ms, err, err_len);
     case OPT_WRITE_TIMEOUT:
         return parse_timeout(arg, "--write-timeout", &cfg->write_timeout_ms, err, err_len);
+    case OPT_REQUEST_TIMEOUT:
+        return parse_timeout(arg, "--request-timeout", &cfg->request_timeout_ms, err, err_len);
     case OPT_EARLY_HINTS:
     case OPT_NO_EARLY_HINTS:
         cfg->early_hints = opt == OPT_EARLY_HINTS;
@@ -439,6 +444,10 @@ void pg_config_usage(FILE *out)
           "        DURATION (a client that stopped reading), and reset a stream whose\n"
           "        upstream transfer waited that long on the client's flow-control window.\n"
           "        Default 60s.\n"
+          "    --request-timeout DURATION\n"
+          "        Longest silence inside a request that is not complete yet: a header block\n"
+          "        left unfinished ends the connection (GOAWAY), a body that stops coming\n"
+          "        resets the stream and cancels its upstream transfer. Default 60s.\n"
           "    --no-push\n"
           "        Never push; Link headers are forwarded untouched.\n"
           "    --max-pushes-per-response N\n"

@@ -75,6 +75,8 @@ struct pg_stream {
     struct pg_exchange *ex;      /* NULL before start and after the upstream finished */
     struct evbuffer *resp_body;  /* response bytes waiting for the client's window */
     struct event *stall_ev;      /* while the upstream is paused for this client: its limit */
+    struct event *request_ev;    /* while the request is incomplete: its silence limit */
+    bool headers_done;           /* the request's header block is complete */
     bool resp_submitted;         /* final response HEADERS submitted */
     bool resp_eof;               /* no more response bytes will arrive */
     bool resp_deferred;          /* nghttp2 waits on our data source */
@@ -165,6 +167,8 @@ static void stream_free(struct pg_stream *st)
     }
     if (st->stall_ev)
         event_free(st->stall_ev);
+    if (st->request_ev)
+        event_free(st->request_ev);
     if (st->req_body)
         evbuffer_free(st->req_body);
     if (st->resp_body)
@@ -396,6 +400,46 @@ static void arm_stall_timer(struct pg_stream *st)
     unsigned ms = st->h2->conn->worker->cfg->write_timeout_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(st->stall_ev, &tv);
+}
+
+static void watch_request(struct pg_stream *st);
+
+/* A client that stops in the middle of a request (slowloris) holds a stream and, for a body,
+ * an upstream transfer: --request-timeout bounds each silence. An unfinished header block
+ * blocks the whole connection (nothing else may interleave), so that ends the connection. */
+static void on_request_silence(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_stream *st = arg;
+    if (st->req_unconsumed > 0) {
+        watch_request(st); /* we hold bytes the upstream has not taken: not the client's turn */
+        return;
+    }
+    pg_log_debug("stream %d: request incomplete after the request timeout", st->id);
+    if (!st->headers_done)
+        nghttp2_session_terminate_session(st->h2->session, NGHTTP2_NO_ERROR);
+    else
+        nghttp2_submit_rst_stream(st->h2->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    pg_conn_schedule_flush(st->h2->conn);
+}
+
+/* (Re)starts the request's silence clock, or stops it once the request is complete. */
+static void watch_request(struct pg_stream *st)
+{
+    if (st->req_end) {
+        if (st->request_ev)
+            evtimer_del(st->request_ev);
+        return;
+    }
+    if (!st->request_ev) {
+        st->request_ev = evtimer_new(st->h2->conn->worker->base, on_request_silence, st);
+        if (!st->request_ev)
+            return;
+    }
+    unsigned ms = st->h2->conn->worker->cfg->request_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(st->request_ev, &tv);
 }
 
 static bool on_upstream_body(void *ud, const char *data, size_t len)
@@ -1014,6 +1058,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     nghttp2_session_set_stream_user_data(session, st->id, st);
+    watch_request(st);
     return 0;
 }
 
@@ -1135,9 +1180,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         st->has_body = !end;
         st->want_start = true;
+        st->headers_done = true;
     }
     if (end)
         st->req_end = true;
+    watch_request(st);
     if (st->want_start || end)
         queue_work(st);
     return 0;

@@ -38,6 +38,7 @@ struct pg_config {
     unsigned idle_timeout_ms;             /* no open stream for this long: GOAWAY and close */
     unsigned handshake_timeout_ms;        /* TLS handshake + client preface */
     unsigned write_timeout_ms;            /* output pending without progress for this long */
+    unsigned request_timeout_ms;          /* silence inside an incomplete request */
     enum pg_log_level log_level;
     /* Server push (Link rel=preload). */
     bool push_enabled;

@@ -197,6 +197,31 @@ class Hardening(UpstreamTestCase):
                        "the upstream transfer to be aborted")
             c.close()
 
+    def test_an_unfinished_header_block_ends_the_connection(self):
+        with self.proxy("--request-timeout", "300ms") as pg:
+            c = h2raw.RawClient(pg.port)
+            block = h2raw.header_block(h2raw.request_fields(c.authority, "/slowloris"))
+            c.send(h2raw.HEADERS, h2raw.END_STREAM, 1, block[:8])  # no END_HEADERS, ever
+            goaway = c.goaway()
+            self.assertIsNotNone(goaway, "the connection was left open")
+            self.assertTrue(c.wait_closed())
+            c.close()
+            self.assert_victim_served(pg)
+
+    def test_a_request_body_that_stops_coming_is_reset_and_its_transfer_cancelled(self):
+        before = self.upstream.stats()["aborted_requests"]
+        with self.proxy("--request-timeout", "300ms") as pg:
+            c = h2raw.RawClient(pg.port)
+            c.headers(1, h2raw.request_fields(c.authority, "/stalled-upload", "POST"),
+                      end_stream=False)
+            c.send(h2raw.DATA, 0, 1, b"x" * 1000)  # then nothing: no END_STREAM
+            frames = c.read_until(lambda f: f.type == h2raw.RST_STREAM and f.stream == 1)
+            self.assertTrue(frames and frames[-1].type == h2raw.RST_STREAM, frames[-5:])
+            self.assertEqual(frames[-1].error_code, h2raw.CANCEL)
+            wait_until(lambda: self.upstream.stats()["aborted_requests"] > before,
+                       "the upstream transfer to be aborted")
+            c.close()
+
     def test_too_many_request_fields_get_431_and_reach_no_upstream(self):
         with self.proxy() as pg:
             flags = []

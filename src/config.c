@@ -37,6 +37,7 @@ enum long_only_option {
     OPT_HANDSHAKE_TIMEOUT,
     OPT_WRITE_TIMEOUT,
     OPT_REQUEST_TIMEOUT,
+    OPT_UPSTREAM_QUEUE,
     OPT_MAX_UPSTREAM_PER_CONNECTION,
 };
 
@@ -70,6 +71,7 @@ static const struct option long_options[] = {
     {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
     {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"upstream-queue", required_argument, NULL, OPT_UPSTREAM_QUEUE},
     {"max-upstream-per-connection", required_argument, NULL, OPT_MAX_UPSTREAM_PER_CONNECTION},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -83,6 +85,7 @@ static void set_defaults(struct pg_config *cfg)
     cfg->upstream_connect_timeout_ms = 5000;
     cfg->upstream_timeout_ms = 60000;
     cfg->upstream_max_connections = 256;
+    cfg->upstream_queue = 1024;
     cfg->max_concurrent_streams = 100;
     cfg->log_level = PG_LOG_INFO;
     cfg->push_enabled = true;
@@ -273,6 +276,10 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
         if (!parse_uint(arg, 1, 65536, &cfg->upstream_max_connections))
             return fail(err, err_len, "--upstream-max-connections '%s': expected 1..65536", arg);
         return PG_OK;
+    case OPT_UPSTREAM_QUEUE:
+        if (!parse_uint(arg, 0, 1000000, &cfg->upstream_queue))
+            return fail(err, err_len, "--upstream-queue '%s': expected 0..1000000", arg);
+        return PG_OK;
     case OPT_MAX_CONCURRENT_STREAMS:
         if (!parse_uint(arg, 1, 65536, &cfg->max_concurrent_streams))
             return fail(err, err_len, "--max-concurrent-streams '%s': expected 1..65536", arg);
@@ -426,6 +433,9 @@ void pg_config_usage(FILE *out)
           "        Default 60s.\n"
           "    --upstream-max-connections N\n"
           "        Connections to the upstream per worker; further requests wait. Default 256.\n"
+          "    --upstream-queue N\n"
+          "        Requests per worker that may wait for an upstream connection; beyond it\n"
+          "        they are answered 503 at once (with Retry-After). Default 1024.\n"
           "    --max-concurrent-streams N\n"
           "        SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. Default 100.\n"
           "    --max-connections N\n"

@@ -333,7 +333,10 @@ static int submit_head(struct pg_stream *st, int status, const struct pg_header 
 /* Answers a request ourselves (errors: 4xx, 502, 504) with a short text body. */
 static void respond_locally(struct pg_stream *st, int status, const char *text)
 {
-    static const struct pg_header type = {"content-type", 12, "text/plain; charset=utf-8", 25};
+    static const struct pg_header fields[] = {
+        {"content-type", 12, "text/plain; charset=utf-8", 25},
+        {"retry-after", 11, "1", 1}, /* 503 only: the upstream queue is full for now */
+    };
     st->started = true;
     if (st->push) {
         /* An error page must not be cached as the pushed resource. */
@@ -346,7 +349,7 @@ static void respond_locally(struct pg_stream *st, int status, const char *text)
     evbuffer_drain(st->resp_body, evbuffer_get_length(st->resp_body));
     evbuffer_add_printf(st->resp_body, "%s\n", text);
     st->resp_eof = true;
-    if (submit_head(st, status, &type, 1) != PG_OK)
+    if (submit_head(st, status, fields, status == 503 ? 2 : 1) != PG_OK)
         nghttp2_submit_rst_stream(st->h2->session, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
 }
@@ -994,6 +997,11 @@ static void start_upstream(struct pg_stream *st)
     if (!st->push)
         pg_push_memory_add(&st->h2->pushed, authority.value, authority.value_len, path.value,
                            path.value_len);
+    if (pg_upstream_saturated(st->h2->conn->worker->upstream)) {
+        pg_lines_free(&lines);
+        respond_locally(st, 503, "Service Unavailable");
+        return;
+    }
     act_on_learned(st);
     struct pg_exchange_request req = {
         .method = method_of(st).value, /* NUL-terminated: rcbuf or our own string */

@@ -23,7 +23,8 @@ struct pg_upstream {
     TAILQ_HEAD(, pg_exchange) running; /* every live exchange, for shutdown */
     CURL *easy_pool[EASY_POOL_MAX];    /* reset handles ready for reuse */
     size_t easy_pool_len;
-    CURLU *origin; /* the upstream URL, parsed once (CURLOPT_CURLU) */
+    CURLU *origin;        /* the upstream URL, parsed once (CURLOPT_CURLU) */
+    size_t running_count; /* exchanges on the multi handle (running or queued) */
 };
 
 /* Libevent state for one socket libcurl watches; owned through curl_multi_assign. */
@@ -170,6 +171,7 @@ static void free_exchange(struct pg_exchange *ex)
 {
     struct pg_upstream *up = ex->up;
     TAILQ_REMOVE(&up->running, ex, link);
+    up->running_count--;
     evtimer_del(&ex->timeout);
     curl_multi_remove_handle(up->multi, ex->easy);
     release_easy(up, ex->easy);
@@ -384,6 +386,11 @@ static void set_request_options(struct pg_exchange *ex, const struct pg_exchange
     }
 }
 
+bool pg_upstream_saturated(const struct pg_upstream *up)
+{
+    return up->running_count >= (size_t)up->cfg->upstream_max_connections + up->cfg->upstream_queue;
+}
+
 struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_exchange_request *req,
                                       const struct pg_exchange_handler *handler, void *ud)
 {
@@ -403,6 +410,7 @@ struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_ex
     if (curl_multi_add_handle(up->multi, ex->easy) != CURLM_OK)
         goto fail;
     TAILQ_INSERT_TAIL(&up->running, ex, link);
+    up->running_count++;
     arm_timeout(ex);
     return ex;
 fail:

@@ -32,6 +32,7 @@ struct pg_config {
     unsigned upstream_connect_timeout_ms;
     unsigned upstream_timeout_ms; /* wait for the response head, and longest silence in a body */
     unsigned upstream_max_connections;    /* libcurl's pool bound for the upstream host */
+    unsigned upstream_queue;              /* transfers that may wait for a connection, per worker */
     unsigned max_concurrent_streams;      /* advertised SETTINGS_MAX_CONCURRENT_STREAMS */
     unsigned max_connections;             /* client connections over all workers */
     unsigned max_upstream_per_connection; /* running upstream transfers per client connection */

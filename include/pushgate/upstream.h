@@ -57,6 +57,10 @@ struct pg_upstream *pg_upstream_new(struct event_base *base, const struct pg_con
 /* Cancels every remaining exchange (without callbacks) and frees everything. */
 void pg_upstream_free(struct pg_upstream *up);
 
+/* True when every upstream connection is busy and the wait queue is full: answer 503 rather
+ * than queue without bound. */
+bool pg_upstream_saturated(const struct pg_upstream *up);
+
 /* Starts a transfer. Returns NULL when libcurl refuses (no callbacks then). The header lines
  * are copied; req need not outlive the call. */
 struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_exchange_request *req,

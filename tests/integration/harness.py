@@ -216,12 +216,14 @@ http {{
 class TestUpstream:
     """The project's scriptable upstream (tests/tools/test_upstream.py)."""
 
-    def __init__(self):
+    def __init__(self, port=0):
         self.dir = tempfile.mkdtemp(prefix="pg-upstream-")
         self.log_path = os.path.join(self.dir, "requests.jsonl")
+        self.requested_port = port
 
     def __enter__(self):
-        self.proc = subprocess.Popen([sys.executable, TEST_UPSTREAM, "--port", "0",
+        self.proc = subprocess.Popen([sys.executable, TEST_UPSTREAM, "--port",
+                                      str(self.requested_port),
                                       "--log", self.log_path],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.out = LineReader(self.proc.stdout)

@@ -7,7 +7,7 @@ import re
 import unittest
 from urllib.parse import quote
 
-from harness import UpstreamTestCase, h2client, main
+from harness import H2ClientRun, Pushgate, TestUpstream, UpstreamTestCase, h2client, main
 
 
 def raw(response):
@@ -54,6 +54,32 @@ class UpstreamFaults(UpstreamTestCase):
                 else:
                     self.assertNotEqual(close["error_code"], 0,
                                         f"{what}: a truncated body must not look complete")
+                self.assert_benign_request_works(pg)
+
+    def test_a_full_upstream_queue_answers_503_at_once(self):
+        gate = "queue-gate"
+        with self.proxy("--upstream-max-connections", "1", "--upstream-queue", "1") as pg:
+            run = H2ClientRun("127.0.0.1", pg.port, f"/q1?hold={gate}", f"/q2?hold={gate}",
+                              f"/q3?hold={gate}")
+            refused = run.wait_event(lambda e: e["ev"] == "headers")
+            self.assertEqual(refused["status"], 503, "the third waits for nothing")
+            self.assertIn(["retry-after", "1"], refused["headers"])
+            self.upstream.release(gate)
+            self.upstream.release(gate)
+            rc, ev = run.finish()
+            self.assertEqual(rc, 0, ev)
+            self.assertEqual(sorted(e["status"] for e in ev if e["ev"] == "headers"),
+                             [200, 200, 503])
+            self.assert_benign_request_works(pg)
+
+    def test_the_pool_recovers_when_the_upstream_comes_back(self):
+        first = TestUpstream().__enter__()
+        with Pushgate(first.url) as pg:
+            self.assert_benign_request_works(pg)  # a pooled connection now exists
+            first.__exit__(None, None, None)  # the upstream goes away
+            rc, ev = h2client("127.0.0.1", pg.port, "/down")
+            self.assertEqual([e["status"] for e in ev if e["ev"] == "headers"], [502])
+            with TestUpstream(port=first.port):
                 self.assert_benign_request_works(pg)
 
     def test_a_head_larger_than_we_accept_is_502(self):

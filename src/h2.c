@@ -64,28 +64,30 @@ struct pg_stream {
     size_t field_count;
     size_t field_bytes;
     struct pushed_request *push; /* non-NULL for a promised stream */
-    bool push_counted;           /* counted in h2->running_pushes */
-    bool too_large;              /* header list over our bounds: answered 431 */
-    bool has_body;               /* HEADERS did not end the stream */
-    bool req_end;                /* END_STREAM received */
-    bool want_start;             /* request head complete, exchange not yet started */
-    bool started;                /* the exchange was started (or answered locally) */
-    struct evbuffer *req_body;   /* received DATA not yet handed to libcurl */
-    size_t req_unconsumed;       /* bytes received but not yet acknowledged with WINDOW_UPDATE */
-    struct pg_exchange *ex;      /* NULL before start and after the upstream finished */
-    struct evbuffer *resp_body;  /* response bytes waiting for the client's window */
-    struct event *stall_ev;      /* while the upstream is paused for this client: its limit */
-    struct event *request_ev;    /* while the request is incomplete: its silence limit */
-    bool headers_done;           /* the request's header block is complete */
-    bool resp_submitted;         /* final response HEADERS submitted */
-    bool resp_eof;               /* no more response bytes will arrive */
-    bool resp_deferred;          /* nghttp2 waits on our data source */
-    bool pending;                /* on h2->pending */
-    bool waiting;                /* on h2->waiting: at the per-connection upstream cap */
-    unsigned pushes;             /* promises made for this response (all sources) */
-    bool hinted;                 /* we sent our own 103 for it */
-    bool digest_loaded;          /* digest holds the client's pg_pushed cookie (or empty) */
-    bool digest_changed;         /* pushes were added: send the cookie back */
+    char *norm_path;             /* :path with dot-segments removed, when that changed it */
+    size_t norm_path_len;
+    bool push_counted;          /* counted in h2->running_pushes */
+    bool too_large;             /* header list over our bounds: answered 431 */
+    bool has_body;              /* HEADERS did not end the stream */
+    bool req_end;               /* END_STREAM received */
+    bool want_start;            /* request head complete, exchange not yet started */
+    bool started;               /* the exchange was started (or answered locally) */
+    struct evbuffer *req_body;  /* received DATA not yet handed to libcurl */
+    size_t req_unconsumed;      /* bytes received but not yet acknowledged with WINDOW_UPDATE */
+    struct pg_exchange *ex;     /* NULL before start and after the upstream finished */
+    struct evbuffer *resp_body; /* response bytes waiting for the client's window */
+    struct event *stall_ev;     /* while the upstream is paused for this client: its limit */
+    struct event *request_ev;   /* while the request is incomplete: its silence limit */
+    bool headers_done;          /* the request's header block is complete */
+    bool resp_submitted;        /* final response HEADERS submitted */
+    bool resp_eof;              /* no more response bytes will arrive */
+    bool resp_deferred;         /* nghttp2 waits on our data source */
+    bool pending;               /* on h2->pending */
+    bool waiting;               /* on h2->waiting: at the per-connection upstream cap */
+    unsigned pushes;            /* promises made for this response (all sources) */
+    bool hinted;                /* we sent our own 103 for it */
+    bool digest_loaded;         /* digest holds the client's pg_pushed cookie (or empty) */
+    bool digest_changed;        /* pushes were added: send the cookie back */
     struct pg_digest digest;
     TAILQ_ENTRY(pg_stream) pending_link;
     TAILQ_ENTRY(pg_stream) link;
@@ -165,6 +167,7 @@ static void stream_free(struct pg_stream *st)
         pg_lines_free(&st->push->strings);
         free(st->push);
     }
+    free(st->norm_path);
     if (st->stall_ev)
         event_free(st->stall_ev);
     if (st->request_ev)
@@ -532,6 +535,8 @@ static struct pg_header method_of(const struct pg_stream *st)
 
 static struct pg_header path_of(const struct pg_stream *st)
 {
+    if (st->norm_path)
+        return (struct pg_header){NULL, 0, st->norm_path, st->norm_path_len};
     return st->push ? st->push->path : rc_view(st->path);
 }
 
@@ -974,10 +979,34 @@ static int build_lines(const struct pg_stream *st, struct pg_lines *lines, long 
     return pg_headers_build_upstream(&info, lines, cl);
 }
 
+/* The upstream and we must agree on the resource: "/a/../b" is sent as "/b" (also with
+ * percent-encoded dots); every other byte of :path goes out as the client sent it. */
+static void normalize_path(struct pg_stream *st)
+{
+    struct pg_header path = path_of(st);
+    if (st->push || !path.value || !path.value_len || path.value[0] != '/')
+        return;
+    if (!memmem(path.value, path.value_len, "/.", 2) &&
+        !memmem(path.value, path.value_len, "%2e", 3) &&
+        !memmem(path.value, path.value_len, "%2E", 3))
+        return;
+    char *out = malloc(path.value_len + 1);
+    if (!out)
+        return; /* validation still applies; the path goes out unchanged */
+    size_t n = pg_headers_normalize_path(path.value, path.value_len, out);
+    if (n == path.value_len && memcmp(out, path.value, n) == 0) {
+        free(out);
+        return;
+    }
+    st->norm_path = out;
+    st->norm_path_len = n;
+}
+
 static void start_upstream(struct pg_stream *st)
 {
     st->want_start = false;
     st->started = true;
+    normalize_path(st);
     int status = validate_request(st);
     if (status) {
         respond_locally(st, status,

@@ -339,3 +339,67 @@ int pg_headers_parse_response(char *block, size_t len, struct pg_response_head *
         return PG_ERR_INVALID;
     return filter_response_fields(out);
 }
+
+/* Length of a dot-segment at p ("." or "..", either possibly "%2e"): 1 or 2 dots, else 0. */
+static int dots_at(const char *p, const char *end, size_t *bytes)
+{
+    int dots = 0;
+    const char *q = p;
+    while (q < end && *q != '/' && dots < 3) {
+        if (*q == '.') {
+            q++;
+        } else if (end - q >= 3 && q[0] == '%' && q[1] == '2' && (q[2] == 'e' || q[2] == 'E')) {
+            q += 3;
+        } else {
+            return 0;
+        }
+        dots++;
+    }
+    if (dots == 0 || dots > 2)
+        return 0;
+    *bytes = (size_t)(q - p);
+    return dots;
+}
+
+size_t pg_headers_normalize_path(const char *path, size_t len, char *out)
+{
+    const char *query = memchr(path, '?', len);
+    const char *end = query ? query : path + len;
+    size_t o = 0;
+    const char *p = path;
+    while (p < end) {
+        /* p is at a '/': look at the segment after it. */
+        const char *seg = p + 1;
+        size_t bytes;
+        int dots = dots_at(seg, end, &bytes);
+        bool last = seg + (dots ? bytes : 0) == end;
+        if (dots == 1) {
+            p = seg + bytes; /* "/." : drop it */
+            if (last)
+                out[o++] = '/';
+            continue;
+        }
+        if (dots == 2) {
+            while (o > 0 && out[o - 1] != '/') /* drop the previous segment */
+                o--;
+            if (o > 0)
+                o--;
+            p = seg + bytes;
+            if (last)
+                out[o++] = '/';
+            continue;
+        }
+        const char *next = memchr(seg, '/', (size_t)(end - seg));
+        const char *stop = next ? next : end;
+        memcpy(out + o, p, (size_t)(stop - p));
+        o += (size_t)(stop - p);
+        p = stop;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    size_t rest = (size_t)(path + len - end);
+    memcpy(out + o, end, rest);
+    o += rest;
+    out[o] = '\0';
+    return o;
+}

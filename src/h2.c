@@ -396,16 +396,22 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
     pg_conn_schedule_flush(st->h2->conn);
 }
 
-static void arm_stall_timer(struct pg_stream *st)
+/* (Re)arms one of a stream's timers, creating it on first use (most streams never need one). */
+static void arm_stream_timer(struct pg_stream *st, struct event **ev, event_callback_fn cb,
+                             unsigned ms)
 {
-    if (!st->stall_ev) {
-        st->stall_ev = evtimer_new(st->h2->conn->worker->base, on_stall, st);
-        if (!st->stall_ev)
+    if (!*ev) {
+        *ev = evtimer_new(st->h2->conn->worker->base, cb, st);
+        if (!*ev)
             return;
     }
-    unsigned ms = st->h2->conn->worker->cfg->write_timeout_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(st->stall_ev, &tv);
+    evtimer_add(*ev, &tv);
+}
+
+static void arm_stall_timer(struct pg_stream *st)
+{
+    arm_stream_timer(st, &st->stall_ev, on_stall, st->h2->conn->worker->cfg->write_timeout_ms);
 }
 
 static void watch_request(struct pg_stream *st);
@@ -438,14 +444,8 @@ static void watch_request(struct pg_stream *st)
             evtimer_del(st->request_ev);
         return;
     }
-    if (!st->request_ev) {
-        st->request_ev = evtimer_new(st->h2->conn->worker->base, on_request_silence, st);
-        if (!st->request_ev)
-            return;
-    }
-    unsigned ms = st->h2->conn->worker->cfg->request_timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(st->request_ev, &tv);
+    arm_stream_timer(st, &st->request_ev, on_request_silence,
+                     st->h2->conn->worker->cfg->request_timeout_ms);
 }
 
 static bool on_upstream_body(void *ud, const char *data, size_t len)

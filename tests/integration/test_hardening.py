@@ -21,6 +21,15 @@ def wait_until(predicate, what, deadline=DEADLINE):
 
 
 class Hardening(UpstreamTestCase):
+    def assert_stream_cancelled(self, c, stream, aborted_before):
+        """RST_STREAM(CANCEL) reaches the client and the upstream transfer is aborted."""
+        frames = c.read_until(lambda f: f.type == h2raw.RST_STREAM and f.stream == stream)
+        c.close()
+        self.assertTrue(frames and frames[-1].type == h2raw.RST_STREAM, frames[-5:])
+        self.assertEqual(frames[-1].error_code, h2raw.CANCEL)
+        wait_until(lambda: self.upstream.stats()["aborted_requests"] > aborted_before,
+                   "the upstream transfer to be aborted")
+
     def assert_victim_served(self, pg):
         """Another client on another connection is served completely."""
         rc, ev = h2client("127.0.0.1", pg.port, "/victim?size=100000")
@@ -190,12 +199,7 @@ class Hardening(UpstreamTestCase):
         with self.proxy("--write-timeout", "500ms") as pg:
             c = h2raw.RawClient(pg.port, settings=((h2raw.ENABLE_PUSH, 0), (0x4, 0)))
             c.request(1, f"/window?size={64 * 1024 * 1024}")
-            frames = c.read_until(lambda f: f.type == h2raw.RST_STREAM and f.stream == 1)
-            self.assertTrue(frames and frames[-1].type == h2raw.RST_STREAM, frames[-5:])
-            self.assertEqual(frames[-1].error_code, h2raw.CANCEL)
-            wait_until(lambda: self.upstream.stats()["aborted_requests"] > before,
-                       "the upstream transfer to be aborted")
-            c.close()
+            self.assert_stream_cancelled(c, 1, before)
 
     def test_an_unfinished_header_block_ends_the_connection(self):
         with self.proxy("--request-timeout", "300ms") as pg:
@@ -215,12 +219,7 @@ class Hardening(UpstreamTestCase):
             c.headers(1, h2raw.request_fields(c.authority, "/stalled-upload", "POST"),
                       end_stream=False)
             c.send(h2raw.DATA, 0, 1, b"x" * 1000)  # then nothing: no END_STREAM
-            frames = c.read_until(lambda f: f.type == h2raw.RST_STREAM and f.stream == 1)
-            self.assertTrue(frames and frames[-1].type == h2raw.RST_STREAM, frames[-5:])
-            self.assertEqual(frames[-1].error_code, h2raw.CANCEL)
-            wait_until(lambda: self.upstream.stats()["aborted_requests"] > before,
-                       "the upstream transfer to be aborted")
-            c.close()
+            self.assert_stream_cancelled(c, 1, before)
 
     def test_too_many_request_fields_get_431_and_reach_no_upstream(self):
         with self.proxy() as pg:

@@ -101,6 +101,7 @@ struct pg_h2 {
     TAILQ_HEAD(, pg_stream) waiting; /* requests waiting for a free upstream slot */
     unsigned running_exchanges;      /* upstream transfers of this connection */
     bool client_ready;               /* the client's first SETTINGS arrived */
+    bool settings_acked;             /* the client acknowledged our SETTINGS */
     double glitch_tokens;            /* abuse budget left (see spend_glitch) */
     uint64_t glitch_refill_ms;       /* when the budget was last refilled */
     bool calm;                       /* budget exhausted: GOAWAY(ENHANCE_YOUR_CALM) */
@@ -1204,8 +1205,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         spend_glitch(h2);
     if (frame->hd.type == NGHTTP2_RST_STREAM)
         spend_glitch(h2); /* resets cost double: Rapid Reset is the costliest glitch */
-    if (frame->hd.type == NGHTTP2_SETTINGS)
-        h2->client_ready = true;
+    if (frame->hd.type == NGHTTP2_SETTINGS) {
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+            h2->settings_acked = true;
+        else
+            h2->client_ready = true;
+    }
     if (frame->hd.type == NGHTTP2_GOAWAY)
         h2->client_goaway = true;
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
@@ -1389,7 +1394,9 @@ int pg_h2_flush(struct pg_h2 *h2)
 
 bool pg_h2_client_ready(const struct pg_h2 *h2)
 {
-    return h2->client_ready;
+    /* RFC 9113 §6.5.3: a peer that never acknowledges our SETTINGS is not speaking HTTP/2 with
+     * us; the handshake deadline covers that too. */
+    return h2->client_ready && h2->settings_acked;
 }
 
 bool pg_h2_idle(const struct pg_h2 *h2)

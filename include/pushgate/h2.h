@@ -24,7 +24,8 @@ int pg_h2_recv(struct pg_h2 *h2, struct evbuffer *input);
  * write frames into the connection's output. Returns 0 or a pg_err code (drop the
  * connection). */
 int pg_h2_flush(struct pg_h2 *h2);
-/* True once the client's connection preface (its first SETTINGS) arrived. */
+/* True once the client's connection preface (its first SETTINGS) arrived and it acknowledged
+ * ours. */
 bool pg_h2_client_ready(const struct pg_h2 *h2);
 /* True when no stream is open (the idle clock may run). */
 bool pg_h2_idle(const struct pg_h2 *h2);

@@ -67,7 +67,9 @@ class Frame:
 class RawClient:
     """One cleartext HTTP/2 connection (prior knowledge)."""
 
-    def __init__(self, port, host="127.0.0.1", settings=((ENABLE_PUSH, 0),), timeout=30):
+    def __init__(self, port, host="127.0.0.1", settings=((ENABLE_PUSH, 0),), timeout=30,
+                 ack_settings=True):
+        self.ack_settings = ack_settings
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.authority = f"{host}:{port}"
         self.buf = b""
@@ -123,7 +125,7 @@ class RawClient:
         stream = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
         payload = self.buf[9:9 + length]
         self.buf = self.buf[9 + length:]
-        if ftype == SETTINGS and not flags & ACK:
+        if ftype == SETTINGS and not flags & ACK and self.ack_settings:
             self.send(SETTINGS, ACK, 0)
         return Frame(ftype, flags, stream, payload)
 

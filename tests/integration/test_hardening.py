@@ -134,6 +134,21 @@ class Hardening(UpstreamTestCase):
             c.close()
             self.assertEqual(len(done), 300, [f for f in frames if f.type == h2raw.GOAWAY])
 
+    def test_link_abuse_stays_bounded(self):
+        with self.proxy() as pg:
+            # thousands of links in one field: at most 16 pushed, the page intact
+            rc, ev = h2client("127.0.0.1", pg.port, "/many-links?link_bytes=60000&size=10",
+                              "/after?size=10")
+            self.assertEqual(rc, 0, ev)
+            self.assertEqual(len([e for e in ev if e["ev"] == "push_promise"]), 16)
+            self.assertEqual([c["status"] for c in ev if c["ev"] == "close" and
+                              not c["promised"]], [200, 200])
+            # a megabyte of Link: refused as an oversized head, nothing pushed
+            rc, ev = h2client("127.0.0.1", pg.port, "/huge-link?link_bytes=1000000")
+            self.assertEqual([e["status"] for e in ev if e["ev"] == "headers"], [502])
+            self.assertEqual([e for e in ev if e["ev"] == "push_promise"], [])
+            self.assert_victim_served(pg)
+
     # ---- upstream work per connection is capped ----
 
     def test_upstream_transfers_per_connection_are_capped(self):
@@ -180,6 +195,52 @@ class Hardening(UpstreamTestCase):
             while data:
                 data = s.recv(65536)
             s.close()
+
+    def test_a_client_that_never_acknowledges_our_settings_is_closed(self):
+        with self.proxy("--handshake-timeout", "300ms") as pg:
+            c = h2raw.RawClient(pg.port, ack_settings=False)
+            self.assertTrue(c.wait_closed(), "SETTINGS never acknowledged, yet the connection lives")
+            c.close()
+
+    def test_a_tls_client_that_never_handshakes_is_closed(self):
+        import tempfile
+        from harness import make_cert
+        with tempfile.TemporaryDirectory() as d:
+            with Pushgate(self.upstream.url, "--handshake-timeout", "300ms",
+                          tls=make_cert(d)) as pg:
+                s = socket.create_connection(("127.0.0.1", pg.port), timeout=DEADLINE)
+                s.settimeout(DEADLINE)
+                self.assertEqual(s.recv(65536), b"", "closed without a byte from us")
+                s.close()
+
+    def test_continuation_flood_ends_the_connection(self):
+        with self.proxy() as pg:
+            c = h2raw.RawClient(pg.port)
+            block = h2raw.header_block(h2raw.request_fields(c.authority, "/cont"))
+            c.send(h2raw.HEADERS, h2raw.END_STREAM, 1, block)  # no END_HEADERS
+            for _ in range(20000):
+                if not c.send(h2raw.CONTINUATION, 0, 1, h2raw.hpack_literal("x-a", "b")):
+                    break
+            self.assertTrue(c.wait_closed(), "a header block without end was accepted")
+            c.close()
+            self.assert_victim_served(pg)
+
+    def test_stream_id_and_concurrency_abuse(self):
+        with self.proxy("--max-concurrent-streams", "5") as pg:
+            c = h2raw.RawClient(pg.port)
+            for i in range(10):  # twice the advertised limit, all held open
+                c.headers(2 * i + 1, h2raw.request_fields(c.authority, f"/conc{i}", "POST"),
+                          end_stream=False)
+            refused = c.read_until(lambda f: f.type == h2raw.RST_STREAM and
+                                   f.error_code == h2raw.REFUSED_STREAM)
+            self.assertTrue(refused and refused[-1].type == h2raw.RST_STREAM, refused[-5:])
+            c.request(41, "/forward")
+            c.request(31, "/backwards")  # a new stream id below one already used
+            goaway = c.goaway()
+            self.assertIsNotNone(goaway)
+            self.assertEqual(goaway.error_code, h2raw.PROTOCOL_ERROR)
+            c.close()
+            self.assert_victim_served(pg)
 
     def test_a_client_that_stops_reading_is_dropped_and_its_transfer_cancelled(self):
         before = self.upstream.stats()["aborted_requests"]

@@ -13,6 +13,7 @@ Query parameters (all optional; repeatable ones say so):
                     connection is closed after the body)
   link=VALUE        a Link response field, repeatable
   fill_head=N       N filler fields of 200 bytes each (an oversized head)
+  link_bytes=N      one Link field of about N bytes: "</lI.css>; rel=preload" values
   links_from=NAME   also one Link field per value last set with /_links?name=NAME&link=...
   early_hints=VALUE send "103 Early Hints" with this Link value first (repeatable: one field
                     each); hint_delay_ms=N wait between the 103 and the final response
@@ -285,6 +286,13 @@ class Upstream:
             lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}")
         lines += [f"Link: {v}" for v in req.query.get("link", [])]
         lines += [f"X-Fill-{i}: {'v' * 200}" for i in range(req.qi("fill_head"))]
+        if req.qi("link_bytes"):
+            values, total, i = [], 0, 0
+            while total < req.qi("link_bytes"):
+                values.append(f"</l{i}.css>; rel=preload")
+                total += len(values[-1]) + 2
+                i += 1
+            lines.append("Link: " + ", ".join(values))
         if req.q("links_from") is not None:
             lines += [f"Link: {v}" for v in self.link_sets.get(req.q("links_from"), [])]
         for h in extra:

@@ -158,6 +158,9 @@ class Pushgate:
                     return int(line.split()[1])
         return 0
 
+    def fd_count(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
     def url(self, path="/", scheme="http"):
         return f"{scheme}://127.0.0.1:{self.port}{path}"
 

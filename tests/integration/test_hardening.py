@@ -53,6 +53,8 @@ class Hardening(UpstreamTestCase):
     def test_rapid_reset_is_stopped_and_upstream_work_stays_bounded(self):
         before = self.upstream.stats()["requests_total"]
         with self.proxy() as pg:
+            self.assert_victim_served(pg)
+            baseline_fds, baseline_rss = pg.fd_count(), pg.rss_kib()
             def open_and_reset(c, i):
                 stream = 2 * i + 1
                 return c.request(stream, f"/rr{i}?delay_ms=5000") and c.rst(stream)
@@ -60,6 +62,11 @@ class Hardening(UpstreamTestCase):
             self.assertIsNotNone(goaway, "no GOAWAY")
             self.assertEqual(goaway.error_code, h2raw.ENHANCE_YOUR_CALM)
             self.assert_victim_served(pg)
+            # bounded: descriptors back (the lingering close ends within 2 s), memory flat
+            wait_until(lambda: pg.fd_count() <= baseline_fds + 2, "descriptors back to baseline")
+            grown = pg.rss_kib() - baseline_rss
+            print(f"rapid reset: RSS grew {grown} KiB")
+            self.assertLess(grown, 32 * 1024)
         started = self.upstream.stats()["requests_total"] - before
         print(f"rapid reset: {started} upstream requests started for 20000 reset streams")
         self.assertLess(started, 1200, "bounded by the reset budget, not by the attack")
@@ -322,15 +329,30 @@ class Hardening(UpstreamTestCase):
         finally:
             subprocess.Popen = real_popen
         try:
+            self.assert_victim_served(pg)  # one pooled upstream connection from now on
+            baseline = pg.fd_count()
+            early = h2raw.RawClient(pg.port)  # a client already in when descriptors run out
+            early.read_until(lambda f: f.type == h2raw.SETTINGS)
             socks = []
             for _ in range(80):
                 s = socket.create_connection(("127.0.0.1", pg.port), timeout=DEADLINE)
                 s.sendall(h2raw.PREFACE + h2raw.RawClient.frame(h2raw.SETTINGS, 0, 0))
                 socks.append(s)
             pg.log.wait_for(lambda l: "pausing new connections" in l)
+            # Its requests are answered (by the pooled connection, or 502 if a new upstream
+            # socket is needed): never left hanging.
+            for i in range(3):
+                early.request(2 * i + 1, f"/during-emfile{i}")
+            ended = set()
+            early.read_until(lambda f: f.type in (h2raw.HEADERS, h2raw.DATA) and
+                             f.flags & h2raw.END_STREAM and not ended.add(f.stream) and
+                             len(ended) == 3)
+            self.assertEqual(len(ended), 3, "requests hung while descriptors ran out")
+            early.close()
             for s in socks:
                 s.close()
             self.assert_victim_served(pg)
+            wait_until(lambda: pg.fd_count() <= baseline + 2, "descriptors back to baseline")
         finally:
             pg.stop()
 

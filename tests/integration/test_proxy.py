@@ -2,6 +2,7 @@
 real HTTP/2 clients: curl, nghttp and h2load."""
 import hashlib
 import os
+import subprocess
 import shutil
 import tempfile
 import unittest
@@ -55,6 +56,41 @@ class AgainstNginx(unittest.TestCase):
             self.assertEqual(p.stdout.decode(), "2 200", p.stderr)
             old = run(["curl", "-sS", "-k", "--tls-max", "1.1", pg.url("/small.txt", "https")])
             self.assertNotEqual(old.returncode, 0, "TLS 1.1 must be refused")
+
+    def test_tls_policy_refuses_what_rfc_9113_forbids(self):
+        """TLS 1.2 with a cipher suite on RFC 9113's block list (no AEAD, no ephemeral key
+        exchange) is refused; an allowed TLS 1.2 suite works; renegotiation is refused."""
+        with Pushgate(self.nginx.url, tls=(self.cert, self.key)) as pg:
+            def s_client(*args, stdin=b""):
+                return run(["openssl", "s_client", "-connect", f"127.0.0.1:{pg.port}",
+                            "-alpn", "h2", *args], input=stdin)
+
+            def s_client_renegotiating():
+                """s_client reads its stdin lazily: 'R' must arrive after the handshake."""
+                p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{pg.port}",
+                                      "-alpn", "h2", "-tls1_2", "-cipher",
+                                      "ECDHE-ECDSA-AES128-GCM-SHA256"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+                out = b""
+                while b"Verify return code" not in out:
+                    line = p.stdout.readline()
+                    if not line:
+                        break
+                    out += line
+                p.stdin.write(b"R\n")
+                p.stdin.flush()
+                rest, _ = p.communicate(timeout=30)
+                return out + rest
+            for cipher in ("AES128-SHA", "AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-SHA"):
+                p = s_client("-tls1_2", "-cipher", cipher)
+                self.assertNotIn(b"Cipher is " + cipher.encode(), p.stdout, cipher)
+                self.assertIn(b"handshake failure", p.stdout + p.stderr, cipher)
+            ok = s_client("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+            self.assertIn(b"Cipher is ECDHE-ECDSA-AES128-GCM-SHA256", ok.stdout)
+            reneg = s_client_renegotiating()
+            self.assertIn(b"RENEGOTIATING", reneg)
+            self.assertIn(b"no renegotiation", reneg)
 
     def test_client_without_h2_alpn_is_refused(self):
         with Pushgate(self.nginx.url, tls=(self.cert, self.key)) as pg:

@@ -220,6 +220,34 @@ class Hardening(UpstreamTestCase):
                 self.assertEqual(s.recv(65536), b"", "closed without a byte from us")
                 s.close()
 
+    def test_hpack_bomb_is_bounded(self):
+        """One 4000-byte field put in the HPACK dynamic table, then referenced by 1-byte indexes
+        thousands of times: tiny on the wire, megabytes decoded. The header-list bound stops it
+        (431 or a reset), memory stays flat, nothing reaches the upstream."""
+        with self.proxy() as pg:
+            self.assert_victim_served(pg)
+            baseline_rss = pg.rss_kib()
+            c = h2raw.RawClient(pg.port)
+            fields = h2raw.request_fields(c.authority, "/bomb?tag=hpack-bomb")
+            block = h2raw.header_block(fields)
+            big = b"x-bomb"
+            block += b"\x40" + h2raw.hpack_int(len(big), 7) + big + h2raw.hpack_int(4000, 7) + \
+                b"v" * 4000  # literal with incremental indexing: dynamic entry 62
+            block += b"\xbe" * 10000  # indexed field 62, ten thousand times (40 MB decoded)
+            c.send(h2raw.HEADERS, h2raw.END_STREAM | h2raw.END_HEADERS, 1, block[:16384])
+            rest = block[16384:]
+            while rest:
+                c.send(h2raw.CONTINUATION, 0 if len(rest) > 16384 else h2raw.END_HEADERS, 1,
+                       rest[:16384])
+                rest = rest[16384:]
+            frames = c.read_until(lambda f: f.stream == 1 and (f.type == h2raw.RST_STREAM or
+                                  f.type == h2raw.HEADERS) or f.type == h2raw.GOAWAY)
+            c.close()
+            self.assertTrue(frames, "no answer to a header bomb")
+            self.assert_victim_served(pg)
+            self.assertLess(pg.rss_kib() - baseline_rss, 32 * 1024)
+        self.assertFalse([r for r in self.upstream.requests() if "hpack-bomb" in r["target"]])
+
     def test_continuation_flood_ends_the_connection(self):
         with self.proxy() as pg:
             c = h2raw.RawClient(pg.port)

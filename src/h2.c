@@ -1096,7 +1096,10 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     nghttp2_session_set_stream_user_data(session, st->id, st);
-    watch_request(st);
+    /* A header block split over CONTINUATION frames may stall: time it. A block in one frame
+     * (nearly every request) completes in this same read, so no timer is made for it. */
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_HEADERS))
+        watch_request(st);
     return 0;
 }
 
@@ -1153,14 +1156,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
 #define GLITCH_BURST 1000.0
 #define GLITCH_PER_SECOND 100.0
 
-static void spend_glitch(struct pg_h2 *h2)
+static void spend_glitch(struct pg_h2 *h2, unsigned cost)
 {
     uint64_t now = now_ms();
     h2->glitch_tokens += (double)(now - h2->glitch_refill_ms) * GLITCH_PER_SECOND / 1000.0;
     if (h2->glitch_tokens > GLITCH_BURST)
         h2->glitch_tokens = GLITCH_BURST;
     h2->glitch_refill_ms = now;
-    h2->glitch_tokens -= 1.0;
+    h2->glitch_tokens -= cost;
     if (h2->glitch_tokens < 0 && !h2->calm) {
         h2->calm = true;
         pg_log_info("client %s exceeded the abuse budget: GOAWAY(ENHANCE_YOUR_CALM)",
@@ -1168,12 +1171,15 @@ static void spend_glitch(struct pg_h2 *h2)
     }
 }
 
-static bool is_glitch(const struct pg_h2 *h2, const nghttp2_frame *frame)
+/* Tokens a received frame costs: 0 for useful frames, 2 for a reset (Rapid Reset is the
+ * costliest glitch), 1 for the other frames that do the client no good. */
+static unsigned glitch_cost(const struct pg_h2 *h2, const nghttp2_frame *frame)
 {
     switch (frame->hd.type) {
     case NGHTTP2_RST_STREAM:
+        return 2;
     case NGHTTP2_PRIORITY:
-        return true;
+        return 1;
     case NGHTTP2_PING:
         return !(frame->hd.flags & NGHTTP2_FLAG_ACK);
     case NGHTTP2_SETTINGS:
@@ -1183,7 +1189,7 @@ static bool is_glitch(const struct pg_h2 *h2, const nghttp2_frame *frame)
     case NGHTTP2_DATA:
         return frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
     default:
-        return false;
+        return 0;
     }
 }
 
@@ -1193,7 +1199,7 @@ static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame
     (void)session;
     (void)frame;
     (void)error;
-    spend_glitch(user_data); /* a stream the library resets: MadeYouReset spends the budget */
+    spend_glitch(user_data, 1); /* a stream the library resets: MadeYouReset spends too */
     return 0;
 }
 
@@ -1201,10 +1207,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 {
     (void)session;
     struct pg_h2 *h2 = user_data;
-    if (is_glitch(h2, frame))
-        spend_glitch(h2);
-    if (frame->hd.type == NGHTTP2_RST_STREAM)
-        spend_glitch(h2); /* resets cost double: Rapid Reset is the costliest glitch */
+    unsigned cost = glitch_cost(h2, frame);
+    if (cost)
+        spend_glitch(h2, cost);
     if (frame->hd.type == NGHTTP2_SETTINGS) {
         if (frame->hd.flags & NGHTTP2_FLAG_ACK)
             h2->settings_acked = true;

@@ -226,6 +226,15 @@ class Upstream:
                 if ahead > 0:
                     await asyncio.sleep(ahead)
 
+        async def read_exactly(left):
+            while left:
+                data = await reader.read(min(left, 65536))
+                if not data:
+                    raise asyncio.IncompleteReadError(b"", left)
+                take(data)
+                left -= len(data)
+                await pace()
+
         if "chunked" in (req.field("transfer-encoding") or "").lower():
             req.chunked = True
             while True:
@@ -235,24 +244,10 @@ class Upstream:
                     while await reader.readuntil(b"\r\n") != b"\r\n":
                         pass  # trailer fields
                     return
-                left = size
-                while left:
-                    data = await reader.read(min(left, 65536))
-                    if not data:
-                        raise asyncio.IncompleteReadError(b"", left)
-                    take(data)
-                    left -= len(data)
-                    await pace()
+                await read_exactly(size)
                 if await reader.readexactly(2) != b"\r\n":
                     raise ValueError("bad chunk end")
-        left = int(req.field("content-length") or 0)
-        while left:
-            data = await reader.read(min(left, 65536))
-            if not data:
-                raise asyncio.IncompleteReadError(b"", left)
-            take(data)
-            left -= len(data)
-            await pace()
+        await read_exactly(int(req.field("content-length") or 0))
 
     async def send_json(self, writer, req, obj):
         body = json.dumps(obj).encode()

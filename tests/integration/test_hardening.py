@@ -240,10 +240,13 @@ class Hardening(UpstreamTestCase):
                 c.send(h2raw.CONTINUATION, 0 if len(rest) > 16384 else h2raw.END_HEADERS, 1,
                        rest[:16384])
                 rest = rest[16384:]
-            frames = c.read_until(lambda f: f.stream == 1 and (f.type == h2raw.RST_STREAM or
-                                  f.type == h2raw.HEADERS) or f.type == h2raw.GOAWAY)
+            def answer(f):
+                return f.stream == 1 and f.type in (h2raw.RST_STREAM, h2raw.HEADERS) or \
+                    f.type == h2raw.GOAWAY
+            frames = c.read_until(answer)
             c.close()
-            self.assertTrue(frames, "no answer to a header bomb")
+            # read_until also returns the server's SETTINGS: the last frame must be the answer
+            self.assertTrue(frames and answer(frames[-1]), f"no answer to a header bomb: {frames}")
             self.assert_victim_served(pg)
             self.assertLess(pg.rss_kib() - baseline_rss, 32 * 1024)
         self.assertFalse([r for r in self.upstream.requests() if "hpack-bomb" in r["target"]])
@@ -332,7 +335,8 @@ class Hardening(UpstreamTestCase):
         with self.proxy("--max-connections", "4") as pg:
             clients = [h2raw.RawClient(pg.port) for _ in range(4)]
             for c in clients:
-                self.assertTrue(c.read_until(lambda f: f.type == h2raw.SETTINGS))
+                frames = c.read_until(lambda f: f.type == h2raw.SETTINGS)
+                self.assertTrue(frames and frames[-1].type == h2raw.SETTINGS)
             extra = h2raw.RawClient(pg.port)
             self.assertFalse(extra.read_until(lambda f: True, timeout=0.5),
                              "a fifth connection is not served while four are open")

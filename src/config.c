@@ -38,6 +38,8 @@ enum long_only_option {
     OPT_WRITE_TIMEOUT,
     OPT_REQUEST_TIMEOUT,
     OPT_UPSTREAM_QUEUE,
+    OPT_ABUSE_BUDGET,
+    OPT_ABUSE_REFILL,
     OPT_MAX_UPSTREAM_PER_CONNECTION,
 };
 
@@ -72,6 +74,8 @@ static const struct option long_options[] = {
     {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"upstream-queue", required_argument, NULL, OPT_UPSTREAM_QUEUE},
+    {"abuse-budget", required_argument, NULL, OPT_ABUSE_BUDGET},
+    {"abuse-refill", required_argument, NULL, OPT_ABUSE_REFILL},
     {"max-upstream-per-connection", required_argument, NULL, OPT_MAX_UPSTREAM_PER_CONNECTION},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -86,6 +90,8 @@ static void set_defaults(struct pg_config *cfg)
     cfg->upstream_timeout_ms = 60000;
     cfg->upstream_max_connections = 256;
     cfg->upstream_queue = 1024;
+    cfg->abuse_budget = 1000;
+    cfg->abuse_refill = 100;
     cfg->max_concurrent_streams = 100;
     cfg->log_level = PG_LOG_INFO;
     cfg->push_enabled = true;
@@ -276,6 +282,14 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
         if (!parse_uint(arg, 1, 65536, &cfg->upstream_max_connections))
             return fail(err, err_len, "--upstream-max-connections '%s': expected 1..65536", arg);
         return PG_OK;
+    case OPT_ABUSE_BUDGET:
+        if (!parse_uint(arg, 10, 1000000, &cfg->abuse_budget))
+            return fail(err, err_len, "--abuse-budget '%s': expected 10..1000000", arg);
+        return PG_OK;
+    case OPT_ABUSE_REFILL:
+        if (!parse_uint(arg, 0, 1000000, &cfg->abuse_refill))
+            return fail(err, err_len, "--abuse-refill '%s': expected 0..1000000", arg);
+        return PG_OK;
     case OPT_UPSTREAM_QUEUE:
         if (!parse_uint(arg, 0, 1000000, &cfg->upstream_queue))
             return fail(err, err_len, "--upstream-queue '%s': expected 0..1000000", arg);
@@ -454,6 +468,12 @@ void pg_config_usage(FILE *out)
           "        DURATION (a client that stopped reading), and reset a stream whose\n"
           "        upstream transfer waited that long on the client's flow-control window.\n"
           "        Default 60s.\n"
+          "    --abuse-budget N, --abuse-refill N\n"
+          "        Per connection, frames that cost work without doing the client any good\n"
+          "        (resets count twice; pings, settings, priority, empty data, tiny window\n"
+          "        updates, malformed requests) spend tokens from a budget of N that refills\n"
+          "        at N per second. An empty budget ends the connection with\n"
+          "        GOAWAY(ENHANCE_YOUR_CALM). Defaults 1000 and 100.\n"
           "    --request-timeout DURATION\n"
           "        Longest silence inside a request that is not complete yet: a header block\n"
           "        left unfinished ends the connection (GOAWAY), a body that stops coming\n"

@@ -1150,18 +1150,17 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
 
 /* The abuse budget: frames that cost us work without doing the client any good (resets,
  * pings, settings, priority, empty data, tiny window updates, malformed requests the
- * library resets) each spend a token; tokens come back at GLITCH_PER_SECOND up to
- * GLITCH_BURST. An empty budget ends the connection with ENHANCE_YOUR_CALM, which stops
+ * library resets) each spend a token; tokens come back at --abuse-refill per second up to
+ * --abuse-budget. An empty budget ends the connection with ENHANCE_YOUR_CALM, which stops
  * Rapid Reset, MadeYouReset and control-frame floods whatever their pacing. */
-#define GLITCH_BURST 1000.0
-#define GLITCH_PER_SECOND 100.0
 
 static void spend_glitch(struct pg_h2 *h2, unsigned cost)
 {
+    const struct pg_config *cfg = h2->conn->worker->cfg;
     uint64_t now = now_ms();
-    h2->glitch_tokens += (double)(now - h2->glitch_refill_ms) * GLITCH_PER_SECOND / 1000.0;
-    if (h2->glitch_tokens > GLITCH_BURST)
-        h2->glitch_tokens = GLITCH_BURST;
+    h2->glitch_tokens += (double)(now - h2->glitch_refill_ms) * cfg->abuse_refill / 1000.0;
+    if (h2->glitch_tokens > cfg->abuse_budget)
+        h2->glitch_tokens = cfg->abuse_budget;
     h2->glitch_refill_ms = now;
     h2->glitch_tokens -= cost;
     if (h2->glitch_tokens < 0 && !h2->calm) {
@@ -1316,7 +1315,7 @@ struct pg_h2 *pg_h2_new(struct pg_conn *conn)
     TAILQ_INIT(&h2->streams);
     TAILQ_INIT(&h2->pending);
     TAILQ_INIT(&h2->waiting);
-    h2->glitch_tokens = GLITCH_BURST;
+    h2->glitch_tokens = conn->worker->cfg->abuse_budget;
     h2->glitch_refill_ms = now_ms();
     /* Window updates only once the upstream took the bytes: request-body back-pressure. */
     nghttp2_option_set_no_auto_window_update(opt, 1);

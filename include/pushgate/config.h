@@ -40,6 +40,8 @@ struct pg_config {
     unsigned handshake_timeout_ms;        /* TLS handshake + client preface */
     unsigned write_timeout_ms;            /* output pending without progress for this long */
     unsigned request_timeout_ms;          /* silence inside an incomplete request */
+    unsigned abuse_budget;                /* glitch tokens per connection (see h2.c spend_glitch) */
+    unsigned abuse_refill;                /* tokens returned per second */
     enum pg_log_level log_level;
     /* Server push (Link rel=preload). */
     bool push_enabled;

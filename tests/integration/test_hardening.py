@@ -115,6 +115,13 @@ class Hardening(UpstreamTestCase):
                 self.assertEqual(goaway.error_code, h2raw.ENHANCE_YOUR_CALM, name)
             self.assert_victim_served(pg)
 
+    def test_abuse_budget_flags(self):
+        with self.proxy("--abuse-budget", "20", "--abuse-refill", "0") as pg:
+            goaway = self.flood(pg, lambda c, i: c.send(h2raw.PING, 0, 0, struct.pack(">Q", i)),
+                                count=50)  # far below the default budget of 1000
+            self.assertIsNotNone(goaway)
+            self.assertEqual(goaway.error_code, h2raw.ENHANCE_YOUR_CALM)
+
     def test_made_you_reset_spends_the_budget_and_reaches_no_upstream(self):
         with self.proxy() as pg:
             def malformed(c, i):  # an upper-case field name: the library resets the stream

@@ -48,6 +48,11 @@ static const struct parse_case cases[] = {
     {{"-u", "http://a:1", "--max-concurrent-streams", "0"}, PG_ERR_INVALID, "1..65536"},
     {{"-u", "http://a:1", "--max-pushes-per-response", "0"}, PG_CONFIG_RUN, NULL},
     {{"-u", "http://a:1", "--no-push", "--push-copy-cookies"}, PG_CONFIG_RUN, NULL},
+    {{"-u", "http://a:1", "--abuse-budget", "5"}, PG_ERR_INVALID, "--abuse-budget '5'"},
+    {{"-u", "http://a:1", "--abuse-budget", "50", "--abuse-refill", "0"}, PG_CONFIG_RUN, NULL},
+    {{"-u", "http://a:1", "--abuse-refill", "-1"}, PG_ERR_INVALID, "--abuse-refill"},
+    {{"-u", "http://a:1", "--upstream-queue", "0"}, PG_CONFIG_RUN, NULL},
+    {{"-u", "http://a:1", "--request-timeout", "0"}, PG_ERR_INVALID, "--request-timeout"},
     {{"-u", "http://a:1", "extra"}, PG_ERR_INVALID, "unexpected argument 'extra'"},
 };
 
@@ -95,6 +100,7 @@ static void test_values(void)
     CHECK(run_parse(defaults, &cfg, err, sizeof(err)) == PG_CONFIG_RUN, "%s", err);
     CHECK(strcmp(cfg.upstream_origin, "http://backend:80") == 0, "%s", cfg.upstream_origin);
     CHECK(cfg.listen_count == 1 && strcmp(cfg.listen[0].port, "8080") == 0, "default listen");
+    CHECK(cfg.abuse_budget == 1000 && cfg.abuse_refill == 100, "abuse budget defaults");
 }
 
 static void test_durations(void)

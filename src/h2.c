@@ -30,9 +30,7 @@
  * resumes. Together with the connection's output bound this caps memory per stream. */
 #define RESPONSE_HIGH_WATER (128 * 1024)
 #define RESPONSE_LOW_WATER (64 * 1024)
-/* DATA payloads below this size are copied into the output rather than moved (see
- * on_send_data). */
-#define SMALL_DATA_COPY 4096
+#define TLS_RECORD_PAYLOAD 16384 /* the most plaintext one TLS record carries */
 /* Link values examined per field: bounds the work a hostile upstream can cause. */
 #define MAX_LINKS_PER_FIELD 64
 #define MAX_PUSH_PATH 2048
@@ -214,19 +212,10 @@ static void maybe_resume_upstream(struct pg_stream *st)
         queue_work(st);
 }
 
-/* Copies len bytes from src straight into out's last chain (one copy, no temporary). */
-static int copy_small(struct evbuffer *src, struct evbuffer *out, size_t len)
-{
-    struct evbuffer_iovec vec;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)len, &vec, 1) != 1)
-        return PG_ERR_NOMEM;
-    if (evbuffer_remove(src, vec.iov_base, len) != (int)len)
-        return PG_ERR_LIBRARY;
-    vec.iov_len = len;
-    return evbuffer_commit_space(out, &vec, 1) == 0 ? PG_OK : PG_ERR_LIBRARY;
-}
-
-/* DATA payloads move from the stream's buffer to the output by reference: no copy. */
+/* A DATA frame goes out as one contiguous piece, header and payload together: each output
+ * chain becomes its own SSL_write, hence its own TLS record and write(2). Sized by
+ * data_frame_length, header plus payload fill exactly one TLS record. The payload is copied
+ * once, from the stream's buffer into the output; nghttp2 itself copies nothing (NO_COPY). */
 static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *source, void *user_data)
 {
@@ -237,19 +226,34 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     struct evbuffer *out = pg_conn_output(h2->conn);
     if (evbuffer_get_length(out) >= PG_CONN_OUTPUT_HIGH_WATER)
         return NGHTTP2_ERR_WOULDBLOCK;
-    if (evbuffer_add(out, framehd, 9) != 0)
+    struct evbuffer_iovec vec;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)(length + 9), &vec, 1) != 1)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    /* Large payloads move by reference. Small ones are copied next to their frame header:
-     * each output chain becomes its own TLS record and write(2), so many tiny chains would
-     * cost far more than the copy. */
-    if (length >= SMALL_DATA_COPY) {
-        if (evbuffer_remove_buffer(st->resp_body, out, length) != (int)length)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-    } else if (copy_small(st->resp_body, out, length) != PG_OK) {
+    memcpy(vec.iov_base, framehd, 9);
+    if (length && evbuffer_remove(st->resp_body, (char *)vec.iov_base + 9, length) != (int)length)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
+    vec.iov_len = length + 9;
+    if (evbuffer_commit_space(out, &vec, 1) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     maybe_resume_upstream(st);
     return 0;
+}
+
+/* Over TLS a DATA frame's header and payload fill one 16 KiB record exactly; a full-size
+ * frame would spill 9 bytes into a second record (and a second write). */
+static ssize_t data_frame_length(nghttp2_session *session, uint8_t frame_type, int32_t stream_id,
+                                 int32_t session_window, int32_t stream_window,
+                                 uint32_t max_frame_size, void *user_data)
+{
+    (void)session;
+    (void)frame_type;
+    (void)stream_id;
+    (void)session_window;
+    (void)stream_window;
+    const struct pg_h2 *h2 = user_data;
+    if (h2->conn->tls && max_frame_size > TLS_RECORD_PAYLOAD - 9)
+        return TLS_RECORD_PAYLOAD - 9;
+    return (ssize_t)max_frame_size;
 }
 
 static ssize_t read_response_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
@@ -1279,6 +1283,7 @@ static nghttp2_session_callbacks *make_callbacks(void)
         return NULL;
     nghttp2_session_callbacks_set_send_callback(cbs, on_send);
     nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, data_frame_length);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback2(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);

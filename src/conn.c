@@ -127,6 +127,10 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     if (!flush_or_close(conn))
         return;
+    /* An idle TLS connection need not keep OpenSSL's 16 KiB record buffer: bufferevent_openssl
+     * stops reading before OpenSSL would release it by itself. */
+    if (conn->tls && pg_h2_idle(conn->h2))
+        SSL_free_buffers(bufferevent_openssl_get_ssl(bev));
     /* A client that does not read what it asked for gets no more of its requests read. */
     if (evbuffer_get_length(pg_conn_output(conn)) >= PG_CONN_OUTPUT_HIGH_WATER)
         bufferevent_disable(bev, EV_READ);

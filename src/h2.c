@@ -31,6 +31,9 @@
 #define RESPONSE_HIGH_WATER (128 * 1024)
 #define RESPONSE_LOW_WATER (64 * 1024)
 #define TLS_RECORD_PAYLOAD 16384 /* the most plaintext one TLS record carries */
+/* Response bytes wait in pieces of at most this many bytes, each in an evbuffer chain of its own
+ * with 9 free bytes in front (see append_piece): 16 KiB per chain with libevent's chain header. */
+#define PIECE_PAYLOAD (PG_UPSTREAM_READ_SIZE / 4)
 /* Link values examined per field: bounds the work a hostile upstream can cause. */
 #define MAX_LINKS_PER_FIELD 64
 #define MAX_PUSH_PATH 2048
@@ -74,6 +77,7 @@ struct pg_stream {
     size_t req_unconsumed;      /* bytes received but not yet acknowledged with WINDOW_UPDATE */
     struct pg_exchange *ex;     /* NULL before start and after the upstream finished */
     struct evbuffer *resp_body; /* response bytes waiting for the client's window */
+    size_t piece_room;          /* free bytes in resp_body's last piece (0 when it is empty) */
     struct event *stall_ev;     /* while the upstream is paused for this client: its limit */
     struct event *request_ev;   /* while the request is incomplete: its silence limit */
     bool headers_done;          /* the request's header block is complete */
@@ -212,10 +216,11 @@ static void maybe_resume_upstream(struct pg_stream *st)
         queue_work(st);
 }
 
-/* A DATA frame goes out as one contiguous piece, header and payload together: each output
- * chain becomes its own SSL_write, hence its own TLS record and write(2). Sized by
- * data_frame_length, header plus payload fill exactly one TLS record. The payload is copied
- * once, from the stream's buffer into the output; nghttp2 itself copies nothing (NO_COPY). */
+/* A DATA frame goes out as one contiguous chain, header and payload together: each output chain
+ * becomes its own SSL_write, hence its own TLS record and write(2). When the payload is a whole
+ * piece (the usual case: read_response_body sizes frames by pieces), the header goes into the
+ * room in front of it and the chain moves to the output: the body is copied once on its way
+ * through, from libcurl's buffer into the piece. Anything else is copied next to its header. */
 static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *source, void *user_data)
 {
@@ -226,15 +231,26 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     struct evbuffer *out = pg_conn_output(h2->conn);
     if (evbuffer_get_length(out) >= PG_CONN_OUTPUT_HIGH_WATER)
         return NGHTTP2_ERR_WOULDBLOCK;
-    struct evbuffer_iovec vec;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)(length + 9), &vec, 1) != 1)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    memcpy(vec.iov_base, framehd, 9);
-    if (length && evbuffer_remove(st->resp_body, (char *)vec.iov_base + 9, length) != (int)length)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    vec.iov_len = length + 9;
-    if (evbuffer_commit_space(out, &vec, 1) != 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    struct evbuffer_iovec first;
+    if (length && evbuffer_peek(st->resp_body, (ev_ssize_t)length, NULL, &first, 1) == 1 &&
+        first.iov_len == length) {
+        if (evbuffer_prepend(st->resp_body, framehd, 9) != 0 ||
+            evbuffer_remove_buffer(st->resp_body, out, length + 9) != (int)(length + 9))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    } else {
+        struct evbuffer_iovec vec;
+        if (evbuffer_reserve_space(out, (ev_ssize_t)(length + 9), &vec, 1) != 1)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        memcpy(vec.iov_base, framehd, 9);
+        if (length &&
+            evbuffer_remove(st->resp_body, (char *)vec.iov_base + 9, length) != (int)length)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        vec.iov_len = length + 9;
+        if (evbuffer_commit_space(out, &vec, 1) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (evbuffer_get_length(st->resp_body) == 0)
+        st->piece_room = 0; /* the last piece left with this frame */
     maybe_resume_upstream(st);
     return 0;
 }
@@ -274,7 +290,13 @@ static ssize_t read_response_body(nghttp2_session *session, int32_t stream_id, u
         st->resp_deferred = true;
         return NGHTTP2_ERR_DEFERRED;
     }
-    size_t n = buffered < length ? buffered : length;
+    /* One frame per piece, so that on_send_data can move it whole. */
+    struct evbuffer_iovec first;
+    size_t n = length;
+    if (evbuffer_peek(st->resp_body, 1, NULL, &first, 1) == 1 && first.iov_len)
+        n = first.iov_len < n ? first.iov_len : n;
+    else
+        n = buffered < n ? buffered : n;
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (st->resp_eof && n == buffered)
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -355,6 +377,7 @@ static void respond_locally(struct pg_stream *st, int status, const char *text)
     }
     st->want_start = false;
     evbuffer_drain(st->resp_body, evbuffer_get_length(st->resp_body));
+    st->piece_room = 0;
     evbuffer_add_printf(st->resp_body, "%s\n", text);
     st->resp_eof = true;
     if (submit_head(st, status, fields, status == 503 ? 2 : 1) != PG_OK)
@@ -453,17 +476,48 @@ static void watch_request(struct pg_stream *st)
                      st->h2->conn->worker->cfg->request_timeout_ms);
 }
 
-static bool on_upstream_body(void *ud, const char *data, size_t len)
+/* Appends len (at most PIECE_PAYLOAD) bytes to body as a chain of its own with 9 free bytes in
+ * front, for the DATA frame header. The chain is built in the worker's empty scratch buffer,
+ * where draining the 9 bytes written first leaves them as free room (libevent cannot do that in
+ * the middle of a buffer), and then moves to body. *room is what more the piece can take. */
+static bool append_piece(struct evbuffer *body, struct evbuffer *scratch, const char *data,
+                         size_t len, size_t *room)
+{
+    struct evbuffer_iovec vec;
+    if (evbuffer_reserve_space(scratch, (ev_ssize_t)(len + 9), &vec, 1) != 1)
+        return false;
+    /* libevent rounds the chain up: the spare space counts, up to a whole piece. */
+    size_t capacity = vec.iov_len - 9 < PIECE_PAYLOAD ? vec.iov_len - 9 : PIECE_PAYLOAD;
+    *room = capacity - len;
+    memcpy((char *)vec.iov_base + 9, data, len);
+    vec.iov_len = len + 9;
+    bool ok = evbuffer_commit_space(scratch, &vec, 1) == 0 && evbuffer_drain(scratch, 9) == 0 &&
+              evbuffer_add_buffer(body, scratch) == 0;
+    evbuffer_drain(scratch, evbuffer_get_length(scratch)); /* empty again, even on failure */
+    return ok;
+}
+
+static enum pg_body_verdict on_upstream_body(void *ud, const char *data, size_t len)
 {
     struct pg_stream *st = ud;
     if (evbuffer_get_length(st->resp_body) >= RESPONSE_HIGH_WATER) {
         arm_stall_timer(st); /* paused until the client reads: not forever */
-        return false;
+        return PG_BODY_LATER;
     }
-    if (evbuffer_add(st->resp_body, data, len) != 0)
-        return false;
+    /* Reads rarely end on a piece boundary: topping up the last piece first keeps frames full
+     * (it fits, so libevent appends in place and leaves the room in front alone). */
+    size_t off = len < st->piece_room ? len : st->piece_room;
+    if (off && evbuffer_add(st->resp_body, data, off) != 0)
+        return PG_BODY_FAILED;
+    st->piece_room -= off;
+    struct evbuffer *scratch = st->h2->conn->worker->scratch;
+    for (size_t n; off < len; off += n) {
+        n = len - off < PIECE_PAYLOAD ? len - off : PIECE_PAYLOAD;
+        if (!append_piece(st->resp_body, scratch, data + off, n, &st->piece_room))
+            return PG_BODY_FAILED; /* part of it is queued: it cannot be delivered again */
+    }
     wake_data(st);
-    return true;
+    return PG_BODY_TAKEN;
 }
 
 static ssize_t on_upstream_read(void *ud, char *buf, size_t len)

@@ -11,9 +11,6 @@
 
 #define HEAD_MAX_BYTES (64 * 1024) /* an upstream head larger than this is refused (502) */
 #define HEAD_MAX_FIELDS 256
-/* Bytes per recv(2) from the upstream. libcurl reads this much, then polls the socket once more
- * before returning: 16 KiB (its default) meant about 130 syscalls per MiB of response body. */
-#define UPSTREAM_READ_SIZE (64 * 1024L)
 #define EASY_POOL_MAX                                                                              \
     1024 /* reset handles kept for reuse: re-creating one costs more than the request */
 
@@ -352,7 +349,10 @@ static size_t on_body_bytes(char *data, size_t size, size_t count, void *userp)
     size_t len = size * count;
     if (!ex->handler)
         return len;
-    if (!ex->handler->on_body(ex->ud, data, len)) {
+    enum pg_body_verdict verdict = ex->handler->on_body(ex->ud, data, len);
+    if (verdict == PG_BODY_FAILED)
+        return 0; /* libcurl ends the transfer (CURLE_WRITE_ERROR): broken */
+    if (verdict == PG_BODY_LATER) {
         ex->recv_paused = true;
         evtimer_del(&ex->timeout); /* a slow client is not the upstream's fault */
         return CURL_WRITEFUNC_PAUSE;
@@ -411,7 +411,7 @@ static void set_request_options(struct pg_exchange *ex, const struct pg_exchange
     curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, req->target);
     curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the environment never redirects upstream traffic */
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* ...so libcurl need not read no_proxy either */
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, UPSTREAM_READ_SIZE);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)PG_UPSTREAM_READ_SIZE);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->upstream_connect_timeout_ms);

@@ -6,6 +6,7 @@
 #include "pushgate/upstream.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netdb.h>
@@ -144,7 +145,8 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
         return PG_ERR_LIBRARY;
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
     w->backoff_ev = evtimer_new(w->base, on_backoff_over, w);
-    if (!w->stop_ev || !w->backoff_ev)
+    w->scratch = evbuffer_new();
+    if (!w->stop_ev || !w->backoff_ev || !w->scratch)
         return PG_ERR_LIBRARY;
     w->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
     w->listening = true;
@@ -206,6 +208,8 @@ void pg_worker_free(struct pg_worker *w)
         event_free(w->stop_ev);
     if (w->backoff_ev)
         event_free(w->backoff_ev);
+    if (w->scratch)
+        evbuffer_free(w->scratch);
     if (w->base)
         event_base_free(w->base);
     memset(w, 0, sizeof(*w));

@@ -28,15 +28,26 @@ enum pg_exchange_result {
     PG_EXCHANGE_BROKEN,         /* reset or truncated mid-response */
 };
 
+enum pg_body_verdict {
+    PG_BODY_TAKEN, /* the bytes are the handler's now */
+    PG_BODY_LATER, /* refused for now: delivered again after pg_exchange_resume_response */
+    PG_BODY_FAILED /* cannot keep them (out of memory): the transfer ends as broken */
+};
+
+/* Bytes per recv(2) from the upstream, so the most one on_body call delivers. libcurl polls the
+ * socket after every read: its default of 16 KiB meant about 130 syscalls per MiB. Four times
+ * the DATA payload that h2.c keeps per 16 KiB chain, so that a full read becomes four full
+ * frames. */
+#define PG_UPSTREAM_READ_SIZE (4 * (16384 - 128 - 9))
+
 /* Returned by read_body when no request bytes are buffered yet. */
 #define PG_EXCHANGE_READ_PAUSE ((ssize_t)-1)
 
 struct pg_exchange_handler {
     /* A complete response head: 1xx (103 only) or final. Views are valid during the call. */
     void (*on_head)(void *ud, const struct pg_response_head *head);
-    /* Body bytes of the final response. Return false to refuse them for now: they are
-     * delivered again after pg_exchange_resume_response. */
-    bool (*on_body)(void *ud, const char *data, size_t len);
+    /* Body bytes of the final response. */
+    enum pg_body_verdict (*on_body)(void *ud, const char *data, size_t len);
     /* Copies up to len request body bytes into buf. Returns the count, 0 at the end of the
      * body, or PG_EXCHANGE_READ_PAUSE (then call pg_exchange_resume_request when more came). */
     ssize_t (*read_body)(void *ud, char *buf, size_t len);

@@ -17,6 +17,7 @@
 struct event_base;
 struct event;
 struct evconnlistener;
+struct evbuffer;
 struct pg_upstream;
 struct pg_learn;
 struct pg_conn;
@@ -36,6 +37,7 @@ struct pg_worker {
     unsigned max_conns;       /* this worker's share of --max-connections */
     bool listening;           /* listeners enabled (off at the limit or after EMFILE) */
     struct event *backoff_ev; /* re-enables accepting after a descriptor shortage */
+    struct evbuffer *scratch; /* always empty between calls; h2.c builds body pieces in it */
     pthread_t thread;
 };
 

@@ -31,6 +31,7 @@
 #define RESPONSE_HIGH_WATER (128 * 1024)
 #define RESPONSE_LOW_WATER (64 * 1024)
 #define TLS_RECORD_PAYLOAD 16384 /* the most plaintext one TLS record carries */
+#define SMALL_DATA_COPY 4096     /* smaller DATA payloads are copied, not moved (on_send_data) */
 /* Response bytes wait in pieces of at most this many bytes, each in an evbuffer chain of its own
  * with 9 free bytes in front (see append_piece): 16 KiB per chain with libevent's chain header. */
 #define PIECE_PAYLOAD (PG_UPSTREAM_READ_SIZE / 4)
@@ -218,9 +219,10 @@ static void maybe_resume_upstream(struct pg_stream *st)
 
 /* A DATA frame goes out as one contiguous chain, header and payload together: each output chain
  * becomes its own SSL_write, hence its own TLS record and write(2). When the payload is a whole
- * piece (the usual case: read_response_body sizes frames by pieces), the header goes into the
- * room in front of it and the chain moves to the output: the body is copied once on its way
- * through, from libcurl's buffer into the piece. Anything else is copied next to its header. */
+ * large piece (the usual case: read_response_body sizes frames by pieces), the header goes into
+ * the room in front of it and the chain moves to the output: the body is copied once on its way
+ * through, from libcurl's buffer into the piece. Anything else is copied next to its header, so
+ * that the small frames of many responses share one record and one write. */
 static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *source, void *user_data)
 {
@@ -232,7 +234,8 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     if (evbuffer_get_length(out) >= PG_CONN_OUTPUT_HIGH_WATER)
         return NGHTTP2_ERR_WOULDBLOCK;
     struct evbuffer_iovec first;
-    if (length && evbuffer_peek(st->resp_body, (ev_ssize_t)length, NULL, &first, 1) == 1 &&
+    if (length >= SMALL_DATA_COPY &&
+        evbuffer_peek(st->resp_body, (ev_ssize_t)length, NULL, &first, 1) == 1 &&
         first.iov_len == length) {
         if (evbuffer_prepend(st->resp_body, framehd, 9) != 0 ||
             evbuffer_remove_buffer(st->resp_body, out, length + 9) != (int)(length + 9))

@@ -216,6 +216,15 @@ static bool is_tchar(unsigned char c)
     return tchar[c];
 }
 
+/* Bytes a field value may not contain (RFC 9110 §5.5): controls other than HTAB, and DEL. */
+static const bool value_forbidden[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+    [0x07] = 1, [0x08] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1,
+    [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1,
+    [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1,
+    [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
+};
+
 static bool parse_status_line(const char *line, size_t len, int *status)
 {
     if (len < 12 || memcmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1') ||
@@ -251,11 +260,9 @@ static bool parse_field_line(char *line, size_t len, struct pg_header *h)
         value++;
     while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    for (char *p = value; p < end; p++)
-        if ((unsigned char)*p < 0x20 && *p != '\t')
+    for (const char *p = value; p < end; p++)
+        if (value_forbidden[(unsigned char)*p])
             return false; /* bare CR, NUL and other controls */
-        else if (*p == 0x7f)
-            return false;
     *h = (struct pg_header){line, (size_t)(colon - line), value, (size_t)(end - value)};
     return true;
 }
@@ -306,10 +313,13 @@ static int filter_response_fields(struct pg_response_head *out)
     bool never_body = out->status < 200 || out->status == 204;
     if (never_body && (has_te || (cl && !(cl_len == 1 && cl[0] == '0'))))
         return PG_ERR_INVALID;
+    bool has_connection = false;
+    for (size_t i = 0; i < out->count && !has_connection; i++)
+        has_connection = NAME_IS(&out->fields[i], "connection");
     for (size_t i = 0; i < out->count; i++) {
         struct pg_header *h = &out->fields[i];
         bool drop = pg_headers_is_hop_by_hop(h->name, h->name_len);
-        for (size_t j = 0; j < out->count && !drop; j++)
+        for (size_t j = 0; j < out->count && !drop && has_connection; j++)
             if (NAME_IS(&out->fields[j], "connection"))
                 drop = token_listed(&out->fields[j], h);
         if (NAME_IS(h, "content-length") && h->value != cl)

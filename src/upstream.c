@@ -197,10 +197,12 @@ static struct upstream_shard *pick_shard(struct pg_upstream *up)
     return best;
 }
 
+/* A pooled handle keeps the options every request shares (set_shared_options); those that
+ * differ are set again by set_request_options, which costs less than curl_easy_reset. */
 static void release_easy(struct pg_upstream *up, CURL *easy)
 {
     if (up->easy_pool_len < EASY_POOL_MAX) {
-        curl_easy_reset(easy);
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL); /* the list dies with its exchange */
         up->easy_pool[up->easy_pool_len++] = easy;
     } else {
         curl_easy_cleanup(easy);
@@ -375,11 +377,29 @@ static size_t on_body_request(char *buf, size_t size, size_t count, void *userp)
     return (size_t)n;
 }
 
+static void set_shared_options(struct pg_upstream *up, CURL *h)
+{
+    curl_easy_setopt(h, CURLOPT_CURLU, up->origin); /* parsed once, not per request */
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the environment never redirects upstream traffic */
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* ...so libcurl need not read no_proxy either */
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)PG_UPSTREAM_READ_SIZE);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)up->cfg->upstream_connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_line);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body_bytes);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_body_request);
+}
+
 static CURL *take_easy(struct pg_upstream *up)
 {
     if (up->easy_pool_len)
         return up->easy_pool[--up->easy_pool_len];
-    return curl_easy_init();
+    CURL *h = curl_easy_init();
+    if (h)
+        set_shared_options(up, h);
+    return h;
 }
 
 static struct curl_slist *make_header_list(const struct pg_lines *lines, bool chunked)
@@ -405,35 +425,21 @@ fail:
 
 static void set_request_options(struct pg_exchange *ex, const struct pg_exchange_request *req)
 {
-    const struct pg_config *cfg = ex->up->cfg;
     CURL *h = ex->easy;
-    curl_easy_setopt(h, CURLOPT_CURLU, ex->up->origin); /* parsed once, not per request */
     curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, req->target);
-    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the environment never redirects upstream traffic */
-    curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* ...so libcurl need not read no_proxy either */
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)PG_UPSTREAM_READ_SIZE);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->upstream_connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, ex->header_list);
     curl_easy_setopt(h, CURLOPT_PRIVATE, ex);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_line);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, ex);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body_bytes);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, ex);
-    if (ex->is_head)
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    else if (strcmp(req->method, "GET") != 0)
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
-    if (req->has_body) {
-        /* UPLOAD streams from the read callback; CUSTOMREQUEST keeps the client's method. */
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_body_request);
-        curl_easy_setopt(h, CURLOPT_READDATA, ex);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->content_length);
-    }
+    curl_easy_setopt(h, CURLOPT_READDATA, ex);
+    /* The method of the handle's previous request must not carry over. */
+    bool custom = strcmp(req->method, "GET") != 0 && !ex->is_head;
+    curl_easy_setopt(h, CURLOPT_UPLOAD, req->has_body ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_NOBODY, ex->is_head ? 1L : 0L);
+    /* UPLOAD streams from the read callback; CUSTOMREQUEST keeps the client's method. */
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, custom || req->has_body ? req->method : NULL);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+                     (curl_off_t)(req->has_body ? req->content_length : -1));
 }
 
 bool pg_upstream_saturated(const struct pg_upstream *up)

@@ -52,6 +52,28 @@ class Exchange(UpstreamTestCase):
                        "transfer-encoding", "connection"):
             self.assertNotIn(absent, fields, head)
 
+    def test_a_reused_upstream_handle_forgets_the_previous_method(self):
+        """libcurl handles are pooled without curl_easy_reset: each request sets its method, body
+        and size again, so nothing of the previous request on the handle carries over."""
+        steps = [(["-d", "abc"], "POST", 3), ([], "GET", 0), (["-I"], "HEAD", 0),
+                 (["-X", "DELETE"], "DELETE", 0), (["-X", "PUT", "-d", "hello"], "PUT", 5),
+                 (["-X", "OPTIONS"], "OPTIONS", 0), ([], "GET", 0)]
+        with self.proxy() as pg:
+            for i, (args, method, body_len) in enumerate(steps):
+                p = run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", *args,
+                         pg.url(f"/reuse?tag=reuse{i}")])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                r = self.upstream_request(f"tag=reuse{i}")
+                self.assertTrue(r["raw_head"].startswith(f"{method} /reuse?tag=reuse{i} "),
+                                r["raw_head"])
+                self.assertEqual(r["body_len"], body_len, r["raw_head"])
+                names = {n.lower() for n, _ in r["headers"]}
+                if not body_len:
+                    self.assertFalse(names & {"content-length", "transfer-encoding"},
+                                     r["raw_head"])
+            conns = {r["conn"] for r in self.upstream.requests() if "tag=reuse" in r["target"]}
+            self.assertEqual(len(conns), 1, "one pooled upstream connection served them all")
+
     def test_path_is_sent_verbatim_after_dot_segments_are_removed(self):
         """Dot-segments (also percent-encoded) are removed so the proxy and the upstream name
         the same resource; every other byte, the query included, goes out as sent."""

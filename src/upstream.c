@@ -178,7 +178,8 @@ struct pg_upstream *pg_upstream_new(struct event_base *base, const struct pg_con
         if (!init_shard(up, i))
             goto fail;
     up->origin = curl_url();
-    if (!up->origin || curl_url_set(up->origin, CURLUPART_URL, cfg->upstream_origin, 0) != CURLUE_OK)
+    if (!up->origin ||
+        curl_url_set(up->origin, CURLUPART_URL, cfg->upstream_origin, 0) != CURLUE_OK)
         goto fail;
     return up;
 fail:

@@ -11,8 +11,9 @@
 
 #define HEAD_MAX_BYTES (64 * 1024) /* an upstream head larger than this is refused (502) */
 #define HEAD_MAX_FIELDS 256
-#define EASY_POOL_MAX                                                                              \
-    1024 /* reset handles kept for reuse: re-creating one costs more than the request */
+/* Idle handles kept for reuse: re-creating one costs more than the request. Each keeps its
+ * receive buffer (PG_UPSTREAM_READ_SIZE), so this also bounds what a burst leaves behind. */
+#define EASY_POOL_MAX 256
 
 /* libcurl 7.88 looks for a reusable connection by walking every connection to the host, once
  * per request: with 300 requests in flight that walk was a tenth of our instructions per

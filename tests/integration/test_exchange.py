@@ -147,6 +147,21 @@ class Exchange(UpstreamTestCase):
         self.assertEqual(close["bytes"], 100 * MiB)
         self.assertEqual(close["sha256"], pattern_sha256(100 * MiB))
 
+    def test_bodies_of_odd_sizes_and_chunkings_arrive_intact(self):
+        """Response bytes wait in record-sized pieces that later reads top up: chunk sizes on
+        both sides of a piece (16 247 bytes) and of a read (64 988), and bodies that end mid-piece,
+        must come out byte for byte."""
+        cases = [(1, 1), (1000, 7), (16247, 16247), (16248, 16248), (300001, 1000),
+                 (300001, 16246), (300001, 64989), (1 * MiB + 3, 70001)]
+        with self.proxy() as pg:
+            for size, chunk in cases:
+                rc, ev = h2client("127.0.0.1", pg.port,
+                                  f"/odd?size={size}&chunked=1&chunk={chunk}")
+                self.assertEqual(rc, 0, ev)
+                close = [e for e in ev if e["ev"] == "close"][0]
+                self.assertEqual(close["bytes"], size, (size, chunk))
+                self.assertEqual(close["sha256"], pattern_sha256(size), (size, chunk))
+
     def test_post_100_mib_with_content_length(self):
         with self.proxy() as pg:
             rc, ev = h2client("--method", "POST", "--data-size", 100 * MiB, "--content-length",

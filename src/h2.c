@@ -108,7 +108,8 @@ struct pg_h2 {
     double glitch_tokens;            /* abuse budget left (see spend_glitch) */
     uint64_t glitch_refill_ms;       /* when the budget was last refilled */
     bool calm;                       /* budget exhausted: GOAWAY(ENHANCE_YOUR_CALM) */
-    struct pg_push_memory pushed;    /* paths requested or pushed on this connection */
+    struct pg_push_memory *pushed;   /* paths requested or pushed here; allocated with the first
+                                      * path worth remembering (none while pushes are off) */
     unsigned running_pushes;         /* promised streams whose fetch is not over */
     bool client_goaway;              /* the client sent GOAWAY: no more promises */
 };
@@ -724,6 +725,20 @@ static bool promise(struct pg_stream *parent, const char *path, enum pg_link_as 
     return true;
 }
 
+/* Remembers a path requested or pushed on the connection, so it is not pushed (again). Only
+ * while a push could still happen: a browser refuses push, so its connections keep no memory. */
+static bool remember_path(struct pg_h2 *h2, struct pg_header authority, const char *path,
+                          size_t len)
+{
+    if (!h2->conn->worker->cfg->push_enabled ||
+        nghttp2_session_get_remote_settings(h2->session, NGHTTP2_SETTINGS_ENABLE_PUSH) != 1)
+        return true;
+    if (!h2->pushed && !(h2->pushed = calloc(1, sizeof(*h2->pushed))))
+        return false;
+    pg_push_memory_add(h2->pushed, authority.value, authority.value_len, path, len);
+    return true;
+}
+
 static bool may_push(const struct pg_stream *st, int status)
 {
     struct pg_h2 *h2 = st->h2;
@@ -854,15 +869,15 @@ static bool push_targets(struct pg_stream *st, const struct pg_learned_target *t
     for (; i < count && st->pushes < cfg->max_pushes_per_response; i++) {
         const char *path = targets[i].path;
         size_t len = targets[i].path_len;
-        if (pg_push_memory_contains(&h2->pushed, authority.value, authority.value_len, path, len))
+        if (h2->pushed &&
+            pg_push_memory_contains(h2->pushed, authority.value, authority.value_len, path, len))
             continue;
         if (cfg->push_cache_digest &&
             pg_digest_contains(&st->digest, authority.value, authority.value_len, path, len))
             continue;
         if (h2->running_pushes >= cfg->max_concurrent_pushes)
             return false;
-        pg_push_memory_add(&h2->pushed, authority.value, authority.value_len, path, len);
-        if (!promise(st, path, targets[i].as))
+        if (!remember_path(h2, authority, path, len) || !promise(st, path, targets[i].as))
             return false;
         st->pushes++;
         if (cfg->push_cache_digest) {
@@ -1086,8 +1101,7 @@ static void start_upstream(struct pg_stream *st)
     }
     struct pg_header path = path_of(st), authority = authority_of(st);
     if (!st->push)
-        pg_push_memory_add(&st->h2->pushed, authority.value, authority.value_len, path.value,
-                           path.value_len);
+        remember_path(st->h2, authority, path.value, path.value_len); /* a hint: may fail */
     if (pg_upstream_saturated(st->h2->conn->worker->upstream)) {
         pg_lines_free(&lines);
         respond_locally(st, 503, "Service Unavailable");
@@ -1414,6 +1428,7 @@ void pg_h2_free(struct pg_h2 *h2)
         stream_free(st);
     }
     nghttp2_session_del(h2->session);
+    free(h2->pushed);
     free(h2);
 }
 

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -242,9 +243,55 @@ static int parse_timeout(const char *arg, const char *flag, unsigned *ms, char *
     return PG_OK;
 }
 
+/* Flags that take a whole number within bounds; the value goes into the named field. */
+struct count_flag {
+    int opt;
+    const char *name;
+    unsigned min, max;
+    size_t offset; /* of an unsigned in struct pg_config */
+};
+
+static const struct count_flag count_flags[] = {
+    {OPT_WORKERS, "--workers", 1, PG_MAX_WORKERS, offsetof(struct pg_config, workers)},
+    {OPT_UPSTREAM_MAX_CONNECTIONS, "--upstream-max-connections", 1, 65536,
+     offsetof(struct pg_config, upstream_max_connections)},
+    {OPT_ABUSE_BUDGET, "--abuse-budget", 10, 1000000, offsetof(struct pg_config, abuse_budget)},
+    {OPT_ABUSE_REFILL, "--abuse-refill", 0, 1000000, offsetof(struct pg_config, abuse_refill)},
+    {OPT_UPSTREAM_QUEUE, "--upstream-queue", 0, 1000000,
+     offsetof(struct pg_config, upstream_queue)},
+    {OPT_MAX_CONCURRENT_STREAMS, "--max-concurrent-streams", 1, 65536,
+     offsetof(struct pg_config, max_concurrent_streams)},
+    {OPT_MAX_PUSHES_PER_RESPONSE, "--max-pushes-per-response", 0, 1000,
+     offsetof(struct pg_config, max_pushes_per_response)},
+    {OPT_MAX_CONCURRENT_PUSHES, "--max-concurrent-pushes", 1, 1000,
+     offsetof(struct pg_config, max_concurrent_pushes)},
+    {OPT_MAX_CONNECTIONS, "--max-connections", 1, 1000000,
+     offsetof(struct pg_config, max_connections)},
+    {OPT_MAX_UPSTREAM_PER_CONNECTION, "--max-upstream-per-connection", 1, 65536,
+     offsetof(struct pg_config, max_upstream_per_connection)},
+    {OPT_PUSH_LEARN_SIZE, "--push-learn-size", 1, 1000000,
+     offsetof(struct pg_config, push_learn_size)},
+};
+
+static const struct count_flag *find_count_flag(int opt)
+{
+    for (size_t i = 0; i < PG_ARRAY_LEN(count_flags); i++)
+        if (count_flags[i].opt == opt)
+            return &count_flags[i];
+    return NULL;
+}
+
 static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *err, size_t err_len)
 {
     enum pg_log_level level;
+    const struct count_flag *count = find_count_flag(opt);
+    if (count) {
+        unsigned *field = (unsigned *)((char *)cfg + count->offset);
+        if (!parse_uint(arg, count->min, count->max, field))
+            return fail(err, err_len, "%s '%s': expected %u..%u", count->name, arg, count->min,
+                        count->max);
+        return PG_OK;
+    }
     switch (opt) {
     case 'l':
         if (cfg->listen_count == PG_MAX_LISTENERS)
@@ -260,10 +307,6 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
         return copy_path(cfg->tls_key, sizeof(cfg->tls_key), arg, "--tls-key", err, err_len);
     case 'u':
         return parse_upstream(cfg, arg, err, err_len);
-    case OPT_WORKERS:
-        if (!parse_uint(arg, 1, PG_MAX_WORKERS, &cfg->workers))
-            return fail(err, err_len, "--workers '%s': expected 1..%d", arg, PG_MAX_WORKERS);
-        return PG_OK;
     case OPT_UPSTREAM_CONNECT_TIMEOUT:
         if (!pg_config_parse_duration(arg, &cfg->upstream_connect_timeout_ms))
             return fail(err, err_len,
@@ -272,32 +315,7 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
                         arg);
         return PG_OK;
     case OPT_UPSTREAM_TIMEOUT:
-        if (!pg_config_parse_duration(arg, &cfg->upstream_timeout_ms))
-            return fail(err, err_len,
-                        "--upstream-timeout '%s': expected a duration such as "
-                        "500ms, 30s or 2m",
-                        arg);
-        return PG_OK;
-    case OPT_UPSTREAM_MAX_CONNECTIONS:
-        if (!parse_uint(arg, 1, 65536, &cfg->upstream_max_connections))
-            return fail(err, err_len, "--upstream-max-connections '%s': expected 1..65536", arg);
-        return PG_OK;
-    case OPT_ABUSE_BUDGET:
-        if (!parse_uint(arg, 10, 1000000, &cfg->abuse_budget))
-            return fail(err, err_len, "--abuse-budget '%s': expected 10..1000000", arg);
-        return PG_OK;
-    case OPT_ABUSE_REFILL:
-        if (!parse_uint(arg, 0, 1000000, &cfg->abuse_refill))
-            return fail(err, err_len, "--abuse-refill '%s': expected 0..1000000", arg);
-        return PG_OK;
-    case OPT_UPSTREAM_QUEUE:
-        if (!parse_uint(arg, 0, 1000000, &cfg->upstream_queue))
-            return fail(err, err_len, "--upstream-queue '%s': expected 0..1000000", arg);
-        return PG_OK;
-    case OPT_MAX_CONCURRENT_STREAMS:
-        if (!parse_uint(arg, 1, 65536, &cfg->max_concurrent_streams))
-            return fail(err, err_len, "--max-concurrent-streams '%s': expected 1..65536", arg);
-        return PG_OK;
+        return parse_timeout(arg, "--upstream-timeout", &cfg->upstream_timeout_ms, err, err_len);
     case OPT_LOG_LEVEL:
         if (!pg_log_level_parse(arg, &level))
             return fail(err, err_len, "--log-level '%s': expected error, warn, info or debug", arg);
@@ -311,22 +329,6 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
         return PG_OK;
     case OPT_PUSH_COPY_COOKIES:
         cfg->push_copy_cookies = true;
-        return PG_OK;
-    case OPT_MAX_PUSHES_PER_RESPONSE:
-        if (!parse_uint(arg, 0, 1000, &cfg->max_pushes_per_response))
-            return fail(err, err_len, "--max-pushes-per-response '%s': expected 0..1000", arg);
-        return PG_OK;
-    case OPT_MAX_CONCURRENT_PUSHES:
-        if (!parse_uint(arg, 1, 1000, &cfg->max_concurrent_pushes))
-            return fail(err, err_len, "--max-concurrent-pushes '%s': expected 1..1000", arg);
-        return PG_OK;
-    case OPT_MAX_CONNECTIONS:
-        if (!parse_uint(arg, 1, 1000000, &cfg->max_connections))
-            return fail(err, err_len, "--max-connections '%s': expected 1..1000000", arg);
-        return PG_OK;
-    case OPT_MAX_UPSTREAM_PER_CONNECTION:
-        if (!parse_uint(arg, 1, 65536, &cfg->max_upstream_per_connection))
-            return fail(err, err_len, "--max-upstream-per-connection '%s': expected 1..65536", arg);
         return PG_OK;
     case OPT_IDLE_TIMEOUT:
         return parse_timeout(arg, "--idle-timeout", &cfg->idle_timeout_ms, err, err_len);
@@ -343,10 +345,6 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
     case OPT_PUSH_LEARN:
     case OPT_NO_PUSH_LEARN:
         cfg->push_learn = opt == OPT_PUSH_LEARN;
-        return PG_OK;
-    case OPT_PUSH_LEARN_SIZE:
-        if (!parse_uint(arg, 1, 1000000, &cfg->push_learn_size))
-            return fail(err, err_len, "--push-learn-size '%s': expected 1..1000000", arg);
         return PG_OK;
     case OPT_PUSH_LEARN_TTL:
         if (!pg_config_parse_duration(arg, &cfg->push_learn_ttl_ms) || !cfg->push_learn_ttl_ms)

@@ -52,7 +52,7 @@ void pg_conn_schedule_flush(struct pg_conn *conn)
 
 static void arm_timer(struct pg_conn *conn, unsigned ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = pg_timeval_ms(ms);
     evtimer_add(&conn->timer_ev, &tv);
 }
 
@@ -271,8 +271,7 @@ void pg_conn_accept(struct pg_worker *w, evutil_socket_t fd, const struct sockad
     }
     bufferevent_setwatermark(conn->bev, EV_WRITE, PG_CONN_OUTPUT_LOW_WATER, 0);
     /* A client that takes none of its bytes for this long is gone or hostile. */
-    unsigned ms = w->cfg->write_timeout_ms;
-    struct timeval write_timeout = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval write_timeout = pg_timeval_ms(w->cfg->write_timeout_ms);
     bufferevent_set_timeouts(conn->bev, NULL, &write_timeout);
     bufferevent_setcb(conn->bev, on_read, on_write, on_event, conn);
     bufferevent_enable(conn->bev, EV_READ | EV_WRITE);

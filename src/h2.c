@@ -437,7 +437,7 @@ static void arm_stream_timer(struct pg_stream *st, struct event **ev, event_call
         if (!*ev)
             return;
     }
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = pg_timeval_ms(ms);
     evtimer_add(*ev, &tv);
 }
 

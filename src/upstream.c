@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -74,8 +75,7 @@ static void check_done(struct upstream_shard *shard);
 
 static void arm_timeout(struct pg_exchange *ex)
 {
-    unsigned ms = ex->up->cfg->upstream_timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = pg_timeval_ms(ex->up->cfg->upstream_timeout_ms);
     evtimer_add(&ex->timeout, &tv);
 }
 
@@ -139,7 +139,7 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
         evtimer_del(&shard->timer);
         return 0;
     }
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv = pg_timeval_ms(timeout_ms > UINT_MAX ? UINT_MAX : (unsigned)timeout_ms);
     evtimer_add(&shard->timer, &tv);
     return 0;
 }

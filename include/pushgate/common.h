@@ -3,6 +3,7 @@
 #define PUSHGATE_COMMON_H
 
 #include <stddef.h>
+#include <sys/time.h>
 
 #define PG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -15,6 +16,12 @@ enum pg_err {
     PG_ERR_IO = -4,       /* a socket, file or TLS operation failed */
     PG_ERR_LIBRARY = -5,  /* nghttp2, libcurl, libevent or OpenSSL refused a call */
 };
+
+/* Milliseconds (every duration flag) as the struct timeval libevent's timers take. */
+static inline struct timeval pg_timeval_ms(unsigned ms)
+{
+    return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
 
 /* Returns a static English description of code (never NULL). */
 const char *pg_strerror(int code);

@@ -37,10 +37,9 @@ struct pg_upstream {
     struct upstream_shard shards[UPSTREAM_SHARDS];
     size_t shard_count;                /* min(UPSTREAM_SHARDS, --upstream-max-connections) */
     TAILQ_HEAD(, pg_exchange) running; /* every live exchange, for shutdown */
-    CURL *easy_pool[EASY_POOL_MAX];    /* reset handles ready for reuse */
+    CURL *easy_pool[EASY_POOL_MAX];    /* idle handles, shared options kept (release_easy) */
     size_t easy_pool_len;
-    CURLU *origin;        /* the upstream URL, parsed once (CURLOPT_CURLU) */
-    size_t running_count; /* exchanges of all shards (running or queued) */
+    CURLU *origin; /* the upstream URL, parsed once (CURLOPT_CURLU) */
 };
 
 /* Libevent state for one socket libcurl watches; owned through curl_multi_assign. */
@@ -215,7 +214,6 @@ static void free_exchange(struct pg_exchange *ex)
 {
     struct pg_upstream *up = ex->up;
     TAILQ_REMOVE(&up->running, ex, link);
-    up->running_count--;
     ex->shard->running_count--;
     evtimer_del(&ex->timeout);
     curl_multi_remove_handle(ex->shard->multi, ex->easy);
@@ -446,7 +444,10 @@ static void set_request_options(struct pg_exchange *ex, const struct pg_exchange
 
 bool pg_upstream_saturated(const struct pg_upstream *up)
 {
-    return up->running_count >= (size_t)up->cfg->upstream_max_connections + up->cfg->upstream_queue;
+    size_t running = 0;
+    for (size_t i = 0; i < up->shard_count; i++)
+        running += up->shards[i].running_count;
+    return running >= (size_t)up->cfg->upstream_max_connections + up->cfg->upstream_queue;
 }
 
 struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_exchange_request *req,
@@ -469,7 +470,6 @@ struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_ex
     if (curl_multi_add_handle(ex->shard->multi, ex->easy) != CURLM_OK)
         goto fail;
     TAILQ_INSERT_TAIL(&up->running, ex, link);
-    up->running_count++;
     ex->shard->running_count++;
     arm_timeout(ex);
     return ex;

@@ -1,8 +1,6 @@
 #include "pushgate/conn.h"
 #include "pushgate/common.h"
-#include "pushgate/h2.h"
 #include "pushgate/log.h"
-#include "pushgate/worker.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -20,33 +18,33 @@ static void close_when_drained(struct pg_conn *conn);
 static void start_linger(struct pg_conn *conn);
 static void on_event(struct bufferevent *bev, short events, void *arg);
 
-struct evbuffer *pg_conn_output(struct pg_conn *conn)
+static bool is_tls(const struct pg_conn *conn)
 {
-    return bufferevent_get_output(conn->bev);
+    return conn->owner->ssl_ctx != NULL;
 }
 
 void pg_conn_free(struct pg_conn *conn)
 {
-    struct pg_worker *w = conn->worker;
-    TAILQ_REMOVE(&w->conns, conn, link);
-    w->conn_count--;
-    pg_h2_free(conn->h2);
+    if (conn->session)
+        conn->proto->free(conn->session);
     event_del(&conn->flush_ev);
     event_del(&conn->timer_ev);
     if (conn->bev) {
-        if (conn->tls) {
+        if (is_tls(conn)) {
             SSL *ssl = bufferevent_openssl_get_ssl(conn->bev);
             /* A quiet close: no close_notify round trip on a connection we are dropping. */
             SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
         }
         bufferevent_free(conn->bev);
     }
+    const struct pg_conn_owner *owner = conn->owner;
+    owner->closed(conn, owner->arg);
     free(conn);
-    pg_worker_conn_closed(w);
 }
 
-void pg_conn_schedule_flush(struct pg_conn *conn)
+static void wake(void *arg)
 {
+    struct pg_conn *conn = arg;
     event_active(&conn->flush_ev, EV_WRITE, 0);
 }
 
@@ -56,44 +54,69 @@ static void arm_timer(struct pg_conn *conn, unsigned ms)
     evtimer_add(&conn->timer_ev, &tv);
 }
 
-/* The idle clock runs while no stream is open; traffic on no stream (PING, SETTINGS) does not
+/* The idle clock runs while no request is open; traffic on no stream (PING, SETTINGS) does not
  * stop it, so a client cannot hold a connection with pings alone. */
 static void update_idle_timer(struct pg_conn *conn)
 {
-    if (!conn->ready) {
-        if (!pg_h2_client_ready(conn->h2))
+    if (conn->state == PG_CONN_HANDSHAKE) {
+        if (!conn->proto->ready(conn->session))
             return; /* the handshake deadline is running */
-        conn->ready = true;
+        conn->state = PG_CONN_OPEN;
         event_del(&conn->timer_ev);
     }
-    bool idle = pg_h2_idle(conn->h2);
+    bool idle = conn->proto->idle(conn->session);
     bool pending = evtimer_pending(&conn->timer_ev, NULL);
     if (idle && !pending)
-        arm_timer(conn, conn->worker->cfg->idle_timeout_ms);
+        arm_timer(conn, conn->owner->cfg->idle_timeout_ms);
     else if (!idle && pending)
         event_del(&conn->timer_ev);
 }
 
+/* Reading stops while the client does not take what it asked for, and while the protocol
+ * holds as many requests as it may (HTTP/1.1 pipelining). */
+static void update_reading(struct pg_conn *conn)
+{
+    bool blocked = conn->proto->read_blocked && conn->proto->read_blocked(conn->session);
+    bool want = !blocked && evbuffer_get_length(conn->env.output) < PG_CONN_OUTPUT_HIGH_WATER;
+    bool reading = bufferevent_get_enabled(conn->bev) & EV_READ;
+    if (want && !reading)
+        bufferevent_enable(conn->bev, EV_READ);
+    else if (!want && reading)
+        bufferevent_disable(conn->bev, EV_READ);
+}
+
 /* Runs the protocol's pending work and decides whether the connection is over.
- * Returns false when conn was freed. */
+ * Returns false when conn was freed or is closing. */
 static bool flush_or_close(struct pg_conn *conn)
 {
-    if (conn->lingering)
+    if (conn->state == PG_CONN_LINGERING)
         return false; /* the protocol is over; only the linger timer or EOF remain */
-    if (pg_h2_flush(conn->h2) != PG_OK) {
+    if (!conn->session)
+        return true; /* the protocol is not chosen yet */
+    if (conn->proto->flush(conn->session) != PG_OK) {
         pg_conn_free(conn);
         return false;
     }
     update_idle_timer(conn);
-    struct evbuffer *out = pg_conn_output(conn);
-    if (pg_h2_finished(conn->h2)) {
-        if (evbuffer_get_length(out) == 0) {
+    if (conn->proto->finished(conn->session)) {
+        if (evbuffer_get_length(conn->env.output) == 0)
             start_linger(conn);
-            return false;
-        }
-        close_when_drained(conn);
+        else
+            close_when_drained(conn);
+        return false;
     }
+    update_reading(conn);
     return true;
+}
+
+void pg_conn_shutdown(struct pg_conn *conn)
+{
+    if (!conn->session) {
+        pg_conn_free(conn);
+        return;
+    }
+    conn->proto->shutdown(conn->session);
+    flush_or_close(conn);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -101,14 +124,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct pg_conn *conn = arg;
-    if (!conn->ready) {
+    if (conn->state == PG_CONN_HANDSHAKE) {
         pg_log_debug("client %s: handshake timeout", conn->client_addr);
         pg_conn_free(conn);
         return;
     }
     pg_log_debug("client %s: idle timeout", conn->client_addr);
-    pg_h2_shutdown(conn->h2); /* GOAWAY(NO_ERROR); closes once it is written */
-    flush_or_close(conn);
+    pg_conn_shutdown(conn); /* HTTP/2: GOAWAY(NO_ERROR); closes once it is written */
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -118,10 +140,57 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     flush_or_close(arg);
 }
 
+/* Starts the chosen protocol. Returns false when conn was freed. */
+static bool start_protocol(struct pg_conn *conn, const struct pg_protocol *proto)
+{
+    conn->proto = proto;
+    conn->session = proto->create(&conn->env);
+    if (!conn->session) {
+        pg_conn_free(conn);
+        return false;
+    }
+    return true;
+}
+
+/* TLS: the protocol the client chose with ALPN. Returns false when conn was freed. */
+static bool choose_by_alpn(struct pg_conn *conn)
+{
+    const unsigned char *alpn = NULL;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(conn->bev), &alpn, &len);
+    const struct pg_protocol *proto = pg_protocol_for_alpn(conn->owner->protocols, alpn, len);
+    if (!proto) {
+        pg_log_debug("client %s negotiated no protocol we speak", conn->client_addr);
+        pg_conn_free(conn);
+        return false;
+    }
+    return start_protocol(conn, proto);
+}
+
+/* Cleartext: the first bytes tell h2c (the preface) from HTTP/1.x. Returns false when conn was
+ * freed or more bytes are needed. */
+static bool choose_by_sniffing(struct pg_conn *conn, struct evbuffer *input)
+{
+    size_t len = evbuffer_get_length(input);
+    size_t peek = len < 24 ? len : 24;
+    const unsigned char *data = evbuffer_pullup(input, (ev_ssize_t)peek);
+    const struct pg_protocol *proto;
+    if (!data || !pg_protocol_sniff(conn->owner->protocols, data, peek, &proto))
+        return false;
+    if (!proto) {
+        pg_conn_free(conn);
+        return false;
+    }
+    return start_protocol(conn, proto);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct pg_conn *conn = arg;
-    if (pg_h2_recv(conn->h2, bufferevent_get_input(bev)) != PG_OK) {
+    struct evbuffer *input = bufferevent_get_input(bev);
+    if (!conn->session && !(is_tls(conn) ? choose_by_alpn(conn) : choose_by_sniffing(conn, input)))
+        return;
+    if (conn->proto->recv(conn->session, input) != PG_OK) {
         pg_conn_free(conn);
         return;
     }
@@ -129,26 +198,20 @@ static void on_read(struct bufferevent *bev, void *arg)
         return;
     /* An idle TLS connection need not keep OpenSSL's 16 KiB record buffer: bufferevent_openssl
      * stops reading before OpenSSL would release it by itself. */
-    if (conn->tls && pg_h2_idle(conn->h2))
+    if (is_tls(conn) && conn->proto->idle(conn->session))
         SSL_free_buffers(bufferevent_openssl_get_ssl(bev));
-    /* A client that does not read what it asked for gets no more of its requests read. */
-    if (evbuffer_get_length(pg_conn_output(conn)) >= PG_CONN_OUTPUT_HIGH_WATER)
-        bufferevent_disable(bev, EV_READ);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
-    struct pg_conn *conn = arg;
-    if (!flush_or_close(conn))
-        return;
-    if (!pg_h2_finished(conn->h2))
-        bufferevent_enable(bev, EV_READ);
+    (void)bev;
+    flush_or_close(arg);
 }
 
 /* Lingering close: closing a socket with unread input makes the kernel send RST, which can
- * destroy our GOAWAY in the client's receive queue before it is read. So after the last byte
- * is out we stop sending (FIN) and read and discard for a bounded time, until the client
- * closes too. */
+ * destroy our last response or GOAWAY in the client's receive queue before it is read. So after
+ * the last byte is out we stop sending (FIN) and read and discard for a bounded time, until the
+ * client closes too. */
 #define LINGER_MS 2000
 
 static void on_linger_read(struct bufferevent *bev, void *arg)
@@ -167,13 +230,13 @@ static void on_linger_over(evutil_socket_t fd, short what, void *arg)
 
 static void start_linger(struct pg_conn *conn)
 {
-    conn->lingering = true;
-    pg_h2_free(conn->h2); /* cancels what upstream work remains */
-    conn->h2 = NULL;
+    conn->state = PG_CONN_LINGERING;
+    conn->proto->free(conn->session); /* cancels what upstream work remains */
+    conn->session = NULL;
     event_del(&conn->timer_ev);
-    evtimer_assign(&conn->timer_ev, conn->worker->base, on_linger_over, conn);
+    evtimer_assign(&conn->timer_ev, conn->owner->base, on_linger_over, conn);
     arm_timer(conn, LINGER_MS);
-    if (!conn->tls) /* TLS: the peer reads our close_notify-less EOF when we close */
+    if (!is_tls(conn)) /* TLS: the peer reads our close_notify-less EOF when we close */
         shutdown(bufferevent_getfd(conn->bev), SHUT_WR);
     bufferevent_setcb(conn->bev, on_linger_read, NULL, on_event, conn);
     bufferevent_enable(conn->bev, EV_READ);
@@ -183,16 +246,8 @@ static void on_drained(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct pg_conn *conn = arg;
-    if (evbuffer_get_length(pg_conn_output(conn)) == 0)
+    if (evbuffer_get_length(conn->env.output) == 0)
         start_linger(conn);
-}
-
-static bool alpn_is_h2(struct pg_conn *conn)
-{
-    const unsigned char *proto = NULL;
-    unsigned len = 0;
-    SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(conn->bev), &proto, &len);
-    return len == 2 && memcmp(proto, "h2", 2) == 0;
 }
 
 static void on_event(struct bufferevent *bev, short events, void *arg)
@@ -200,10 +255,8 @@ static void on_event(struct bufferevent *bev, short events, void *arg)
     (void)bev;
     struct pg_conn *conn = arg;
     if (events & BEV_EVENT_CONNECTED) {
-        if (!alpn_is_h2(conn)) {
-            pg_log_debug("client %s did not negotiate h2 with ALPN", conn->client_addr);
-            pg_conn_free(conn);
-        }
+        if (!conn->session && choose_by_alpn(conn))
+            flush_or_close(conn); /* HTTP/2: the server preface goes out at once */
         return;
     }
     if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
@@ -226,55 +279,60 @@ static void describe_peer(const struct sockaddr *addr, char *out, size_t len)
         snprintf(out, len, "unknown");
 }
 
-static struct bufferevent *make_transport(struct pg_worker *w, evutil_socket_t fd)
+static struct bufferevent *make_transport(const struct pg_conn_owner *owner, evutil_socket_t fd)
 {
     int options = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (!w->ssl_ctx)
-        return bufferevent_socket_new(w->base, fd, options);
-    SSL *ssl = SSL_new(w->ssl_ctx);
+    if (!owner->ssl_ctx)
+        return bufferevent_socket_new(owner->base, fd, options);
+    SSL *ssl = SSL_new(owner->ssl_ctx);
     if (!ssl)
         return NULL;
     struct bufferevent *bev =
-        bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, options);
+        bufferevent_openssl_socket_new(owner->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, options);
     if (!bev)
         SSL_free(ssl);
     return bev;
 }
 
-void pg_conn_accept(struct pg_worker *w, evutil_socket_t fd, const struct sockaddr *addr)
+struct pg_conn *pg_conn_new(const struct pg_conn_owner *owner, evutil_socket_t fd,
+                            const struct sockaddr *addr)
 {
     struct pg_conn *conn = calloc(1, sizeof(*conn));
-    if (!conn) {
+    struct bufferevent *bev = conn ? make_transport(owner, fd) : NULL;
+    if (!bev) {
+        free(conn);
         close(fd);
-        return;
+        return NULL;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    conn->worker = w;
-    conn->tls = w->ssl_ctx != NULL;
+    conn->owner = owner;
+    conn->bev = bev;
     describe_peer(addr, conn->client_addr, sizeof(conn->client_addr));
-    event_assign(&conn->flush_ev, w->base, -1, 0, on_flush, conn);
-    evtimer_assign(&conn->timer_ev, w->base, on_timer, conn);
-    TAILQ_INSERT_TAIL(&w->conns, conn, link);
-    w->conn_count++;
-    arm_timer(conn, w->cfg->handshake_timeout_ms);
-    conn->bev = make_transport(w, fd);
-    if (!conn->bev) {
-        close(fd);
-        pg_conn_free(conn);
-        return;
-    }
-    conn->h2 = pg_h2_new(conn);
-    if (!conn->h2) {
-        pg_conn_free(conn);
-        return;
-    }
-    bufferevent_setwatermark(conn->bev, EV_WRITE, PG_CONN_OUTPUT_LOW_WATER, 0);
+    event_assign(&conn->flush_ev, owner->base, -1, 0, on_flush, conn);
+    evtimer_assign(&conn->timer_ev, owner->base, on_timer, conn);
+    conn->env = (struct pg_conn_env){
+        .proxy = {.cfg = owner->cfg,
+                  .base = owner->base,
+                  .upstream = owner->upstream,
+                  .learn = owner->learn,
+                  .scratch = owner->scratch,
+                  .client_addr = conn->client_addr,
+                  .tls = owner->ssl_ctx != NULL},
+        .output = bufferevent_get_output(bev),
+        .wake = wake,
+        .conn = conn,
+    };
+    bufferevent_setwatermark(bev, EV_WRITE, PG_CONN_OUTPUT_LOW_WATER, 0);
     /* A client that takes none of its bytes for this long is gone or hostile. */
-    struct timeval write_timeout = pg_timeval_ms(w->cfg->write_timeout_ms);
-    bufferevent_set_timeouts(conn->bev, NULL, &write_timeout);
-    bufferevent_setcb(conn->bev, on_read, on_write, on_event, conn);
+    struct timeval write_timeout = pg_timeval_ms(owner->cfg->write_timeout_ms);
+    bufferevent_set_timeouts(bev, NULL, &write_timeout);
+    bufferevent_setcb(bev, on_read, on_write, on_event, conn);
+    return conn;
+}
+
+void pg_conn_start(struct pg_conn *conn)
+{
+    arm_timer(conn, conn->owner->cfg->handshake_timeout_ms);
     bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
-    /* The server preface (SETTINGS) goes out at once, before the client speaks. */
-    flush_or_close(conn);
 }

@@ -2,6 +2,7 @@
 #include "pushgate/common.h"
 #include "pushgate/config.h"
 #include "pushgate/demo.h"
+#include "pushgate/h2.h"
 #include "pushgate/log.h"
 #include "pushgate/tls.h"
 #include "pushgate/worker.h"
@@ -77,6 +78,7 @@ int main(int argc, char **argv)
     static struct pg_config cfg;
     static int fds[PG_MAX_WORKERS][PG_MAX_LISTENERS];
     static struct pg_worker workers[PG_MAX_WORKERS];
+    static const struct pg_protocols protocols = {.h2 = &pg_h2_protocol, .http1 = NULL};
     char err[512];
     int status = EXIT_FAILURE;
     struct pg_demo *demo = NULL;
@@ -119,7 +121,7 @@ int main(int argc, char **argv)
     pg_log_info("pushgate %s: %u worker(s), upstream %s, push %s", PG_VERSION, cfg.workers,
                 cfg.upstream_origin, cfg.push_enabled ? "on" : "off");
     for (; started < cfg.workers; started++) {
-        if (pg_worker_init(&workers[started], started, &cfg, ssl_ctx, fds[started],
+        if (pg_worker_init(&workers[started], started, &cfg, ssl_ctx, &protocols, fds[started],
                            cfg.listen_count) != PG_OK ||
             pg_worker_start(&workers[started]) != PG_OK) {
             pg_log_error("cannot start worker %u", started);

@@ -75,21 +75,34 @@ static void set_listening(struct pg_worker *w, bool on)
             evconnlistener_disable(w->listeners[i]);
 }
 
+void pg_worker_accept(struct pg_worker *w, evutil_socket_t fd, const struct sockaddr *addr)
+{
+    struct pg_conn *conn = pg_conn_new(&w->conn_owner, fd, addr);
+    if (!conn)
+        return;
+    TAILQ_INSERT_TAIL(&w->conns, conn, link);
+    w->conn_count++;
+    /* At the limit further clients wait in the kernel's backlog, costing us nothing. */
+    if (w->conn_count >= w->max_conns)
+        set_listening(w, false);
+    pg_conn_start(conn);
+}
+
 static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
                       int len, void *arg)
 {
     (void)listener;
     (void)len;
-    struct pg_worker *w = arg;
-    pg_conn_accept(w, fd, addr);
-    /* At the limit further clients wait in the kernel's backlog, costing us nothing. */
-    if (w->conn_count >= w->max_conns)
-        set_listening(w, false);
+    pg_worker_accept(arg, fd, addr);
 }
 
-void pg_worker_conn_closed(struct pg_worker *w)
+/* A connection is being freed: it leaves the list, and accepting may resume. */
+static void on_conn_closed(struct pg_conn *conn, void *arg)
 {
-    if (w->conn_count < w->max_conns && !evtimer_pending(w->backoff_ev, NULL))
+    struct pg_worker *w = arg;
+    TAILQ_REMOVE(&w->conns, conn, link);
+    w->conn_count--;
+    if (w->conn_count < w->max_conns && w->listener_count && !evtimer_pending(w->backoff_ev, NULL))
         set_listening(w, true);
 }
 
@@ -126,7 +139,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 }
 
 int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *cfg,
-                   SSL_CTX *ssl_ctx, const int *fds, size_t count)
+                   SSL_CTX *ssl_ctx, const struct pg_protocols *protocols, const int *fds,
+                   size_t count)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
@@ -158,6 +172,17 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
         if (!w->learn)
             return PG_ERR_NOMEM;
     }
+    w->conn_owner = (struct pg_conn_owner){
+        .cfg = cfg,
+        .base = w->base,
+        .ssl_ctx = ssl_ctx,
+        .protocols = protocols,
+        .upstream = w->upstream,
+        .learn = w->learn,
+        .scratch = w->scratch,
+        .closed = on_conn_closed,
+        .arg = w,
+    };
     for (size_t i = 0; i < count; i++) {
         struct evconnlistener *l = evconnlistener_new(
             w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fds[i]);

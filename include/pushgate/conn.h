@@ -1,48 +1,69 @@
-/* A client connection: the transport (socket or TLS bufferevent), its timers and lifetime,
- * and the protocol handler on top (HTTP/2 only for now).
+/* A client connection: the transport (socket or TLS bufferevent), its timers and lifetime, and
+ * the protocol session on top, picked by ALPN (TLS) or by the first bytes (cleartext) and
+ * driven only through struct pg_protocol.
  *
- * Ownership: the worker owns its connections (worker->conns). A connection owns its
- * bufferevent and its HTTP/2 session. It is freed only from its own top-level libevent
- * callbacks or by the worker at shutdown, never from inside nghttp2 or libcurl callbacks:
- * those call pg_conn_schedule_flush instead. */
+ * Ownership: the worker owns its connections and their list; a connection owns its bufferevent
+ * and its protocol session. It is freed only from its own top-level libevent callbacks or by
+ * pg_conn_free at shutdown, never from inside nghttp2 or libcurl callbacks (those wake the
+ * connection's flush instead); as it is freed it calls its owner's closed callback. */
 #ifndef PUSHGATE_CONN_H
 #define PUSHGATE_CONN_H
 
+#include "pushgate/config.h"
+#include "pushgate/protocol.h"
+
 #include <event2/event_struct.h>
 #include <event2/util.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/queue.h>
 
-struct pg_worker;
-struct pg_h2;
 struct bufferevent;
-struct evbuffer;
 struct sockaddr;
+struct pg_conn;
 
-/* Above this many bytes queued for the client, nghttp2 stops producing frames and we stop
- * reading the client's requests. */
-#define PG_CONN_OUTPUT_HIGH_WATER (64 * 1024)
-#define PG_CONN_OUTPUT_LOW_WATER (16 * 1024)
-
-struct pg_conn {
-    struct pg_worker *worker;
-    struct bufferevent *bev;
-    struct event flush_ev; /* runs deferred protocol work outside library callbacks */
-    struct event timer_ev; /* handshake deadline, then the idle timeout */
-    bool ready;            /* TLS done and the client's preface (SETTINGS) received */
-    bool lingering;        /* protocol over: discarding input until EOF or the linger timer */
-    struct pg_h2 *h2;
-    char client_addr[64]; /* textual peer address, for X-Forwarded-For */
-    bool tls;
-    TAILQ_ENTRY(pg_conn) link;
+/* What a connection borrows from its worker for its whole life. */
+struct pg_conn_owner {
+    const struct pg_config *cfg;
+    struct event_base *base;
+    SSL_CTX *ssl_ctx; /* NULL: cleartext */
+    const struct pg_protocols *protocols;
+    struct pg_upstream *upstream;
+    struct pg_learn *learn;
+    struct evbuffer *scratch;
+    void (*closed)(struct pg_conn *conn, void *arg); /* called as the connection is freed */
+    void *arg;
 };
 
-/* Takes ownership of fd. On failure the fd is closed and nothing is kept. */
-void pg_conn_accept(struct pg_worker *w, evutil_socket_t fd, const struct sockaddr *addr);
-/* Asks for pg_h2_flush to run soon from the event loop. Safe from any callback. */
-void pg_conn_schedule_flush(struct pg_conn *conn);
-struct evbuffer *pg_conn_output(struct pg_conn *conn);
+/* Where the connection stands. */
+enum pg_conn_state {
+    PG_CONN_HANDSHAKE = 0, /* TLS handshake, protocol choice, client preface: deadline runs */
+    PG_CONN_OPEN,          /* serving requests: the idle clock runs while none is open */
+    PG_CONN_LINGERING,     /* protocol over: discarding input until EOF or the linger timer */
+};
+
+struct pg_conn {
+    const struct pg_conn_owner *owner;
+    struct bufferevent *bev;
+    struct event flush_ev; /* runs deferred protocol work outside library callbacks */
+    struct event timer_ev; /* handshake deadline, then the idle timeout, then the linger */
+    enum pg_conn_state state;
+    const struct pg_protocol *proto; /* NULL until chosen */
+    void *session;                   /* proto's */
+    struct pg_conn_env env;          /* what the session borrows */
+    char client_addr[64];            /* textual peer address, for X-Forwarded-For */
+    TAILQ_ENTRY(pg_conn) link;       /* in the worker's list */
+};
+
+/* Takes ownership of fd; returns NULL (fd closed) on failure. Nothing runs until
+ * pg_conn_start, so the owner can list the connection first. */
+struct pg_conn *pg_conn_new(const struct pg_conn_owner *owner, evutil_socket_t fd,
+                            const struct sockaddr *addr);
+/* Starts reading (and the handshake deadline). May free conn (calling closed). */
+void pg_conn_start(struct pg_conn *conn);
+/* Graceful end (drain): the protocol finishes what is open and the connection closes. */
+void pg_conn_shutdown(struct pg_conn *conn);
 void pg_conn_free(struct pg_conn *conn);
 
 #endif

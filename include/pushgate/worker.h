@@ -8,6 +8,7 @@
 #define PUSHGATE_WORKER_H
 
 #include "pushgate/config.h"
+#include "pushgate/conn.h"
 
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -20,7 +21,6 @@ struct evconnlistener;
 struct evbuffer;
 struct pg_upstream;
 struct pg_learn;
-struct pg_conn;
 
 struct pg_worker {
     unsigned index;
@@ -37,14 +37,16 @@ struct pg_worker {
     unsigned max_conns;       /* this worker's share of --max-connections */
     bool listening;           /* listeners enabled (off at the limit or after EMFILE) */
     struct event *backoff_ev; /* re-enables accepting after a descriptor shortage */
-    struct evbuffer *scratch; /* always empty between calls; h2.c builds body pieces in it */
+    struct evbuffer *scratch; /* always empty between calls; proxy.c builds body pieces in it */
+    struct pg_conn_owner conn_owner; /* what every connection of this worker borrows */
     pthread_t thread;
 };
 
-/* Sets up the loop, the upstream and listeners on the already bound sockets fds[count]
- * (the worker takes ownership of them). Returns 0 or a pg_err code. */
+/* Sets up the loop, the upstream and listeners serving protocols on the already bound sockets
+ * fds[count] (the worker takes ownership of them). Returns 0 or a pg_err code. */
 int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *cfg,
-                   SSL_CTX *ssl_ctx, const int *fds, size_t count);
+                   SSL_CTX *ssl_ctx, const struct pg_protocols *protocols, const int *fds,
+                   size_t count);
 /* Runs the loop on a new thread until pg_worker_stop. Returns 0 or PG_ERR_LIBRARY. */
 int pg_worker_start(struct pg_worker *w);
 /* Thread-safe: asks the loop to end; then joins the thread. */
@@ -52,8 +54,8 @@ void pg_worker_stop(struct pg_worker *w);
 /* Closes every connection and frees everything the worker owns. */
 void pg_worker_free(struct pg_worker *w);
 
-/* Called by a connection as it is freed: may resume accepting. */
-void pg_worker_conn_closed(struct pg_worker *w);
+/* Takes a client connection (ownership of fd) into the worker's list and starts it. */
+void pg_worker_accept(struct pg_worker *w, evutil_socket_t fd, const struct sockaddr *addr);
 
 /* Binds a listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking). With exclusive,
  * first checks that no other socket holds the port. Writes the port actually bound to

@@ -4,6 +4,7 @@
  * the upstream code and fail there. The worker's loop is driven here, not by its thread. */
 #include "pushgate/config.h"
 #include "pushgate/conn.h"
+#include "pushgate/h2.h"
 #include "pushgate/worker.h"
 
 #include <event2/event.h>
@@ -32,7 +33,8 @@ static int setup(void)
     char err[256];
     if (pg_config_parse(&cfg, 7, argv, err, sizeof(err)) != 0)
         return -1;
-    return pg_worker_init(&worker, 0, &cfg, NULL, NULL, 0);
+    static const struct pg_protocols protocols = {.h2 = &pg_h2_protocol};
+    return pg_worker_init(&worker, 0, &cfg, NULL, &protocols, NULL, 0);
 }
 
 static void spin(int rounds)
@@ -55,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
         return 0;
     struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    pg_conn_accept(&worker, sv[0], (const struct sockaddr *)&peer);
+    pg_worker_accept(&worker, sv[0], (const struct sockaddr *)&peer);
     if (write(sv[1], preface, sizeof(preface) - 1) < 0 || (size && write(sv[1], data, size) < 0))
         goto out;
     spin(8);

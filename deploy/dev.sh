@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
           libnghttp2-dev libevent-dev libcurl4-openssl-dev libmimalloc-dev libssl-dev
-          nghttp2-client curl openssl nginx-light python3 iproute2 procps
-          nghttp2-proxy h2o haproxy)
+          libhttp-parser-dev nghttp2-client curl openssl nginx-light python3 iproute2 procps
+          nghttp2-proxy h2o haproxy apache2-utils)
 
 install_missing() {
     local missing=()

@@ -26,6 +26,7 @@ enum long_only_option {
     OPT_MAX_CONCURRENT_PUSHES,
     OPT_EARLY_HINTS,
     OPT_NO_EARLY_HINTS,
+    OPT_EARLY_HINTS_HTTP1,
     OPT_PUSH_LEARN,
     OPT_NO_PUSH_LEARN,
     OPT_PUSH_LEARN_SIZE,
@@ -62,6 +63,7 @@ static const struct option long_options[] = {
     {"max-concurrent-pushes", required_argument, NULL, OPT_MAX_CONCURRENT_PUSHES},
     {"early-hints", no_argument, NULL, OPT_EARLY_HINTS},
     {"no-early-hints", no_argument, NULL, OPT_NO_EARLY_HINTS},
+    {"early-hints-http1", no_argument, NULL, OPT_EARLY_HINTS_HTTP1},
     {"push-learn", no_argument, NULL, OPT_PUSH_LEARN},
     {"no-push-learn", no_argument, NULL, OPT_NO_PUSH_LEARN},
     {"push-learn-size", required_argument, NULL, OPT_PUSH_LEARN_SIZE},
@@ -342,6 +344,9 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
     case OPT_NO_EARLY_HINTS:
         cfg->early_hints = opt == OPT_EARLY_HINTS;
         return PG_OK;
+    case OPT_EARLY_HINTS_HTTP1:
+        cfg->early_hints_http1 = true;
+        return PG_OK;
     case OPT_PUSH_LEARN:
     case OPT_NO_PUSH_LEARN:
         cfg->push_learn = opt == OPT_PUSH_LEARN;
@@ -412,7 +417,8 @@ int pg_config_parse(struct pg_config *cfg, int argc, char **argv, char *err, siz
 void pg_config_usage(FILE *out)
 {
     fputs("NAME\n"
-          "    pushgate - HTTP/2 reverse proxy that turns Link: rel=preload into server push\n"
+          "    pushgate - HTTP/2 and HTTP/1.1 reverse proxy that turns Link: rel=preload into\n"
+          "    server push and 103 Early Hints\n"
           "\n"
           "SYNOPSIS\n"
           "    pushgate --upstream http://HOST:PORT [OPTIONS]\n"
@@ -420,9 +426,13 @@ void pg_config_usage(FILE *out)
           "\n"
           "DESCRIPTION\n"
           "    Accepts HTTP/2 clients (TLS with ALPN h2, or cleartext h2c with prior knowledge)\n"
-          "    and forwards each request over HTTP/1.1 to one upstream, streaming bodies both\n"
-          "    ways with back-pressure. Responses carrying Link: <...>; rel=preload have their\n"
-          "    same-origin targets pushed to clients that accept push.\n"
+          "    and HTTP/1.0 and HTTP/1.1 clients on the same listeners (ALPN http/1.1 or no\n"
+          "    ALPN; in cleartext, anything that does not start with the HTTP/2 preface), and\n"
+          "    forwards each request over HTTP/1.1 to one upstream, streaming bodies both ways\n"
+          "    with back-pressure. Responses carrying Link: <...>; rel=preload have their\n"
+          "    same-origin targets pushed to HTTP/2 clients that accept push. HTTP/1.1 clients\n"
+          "    get keep-alive and pipelining (answered in order, 16 requests read ahead at\n"
+          "    most); protocol upgrades (WebSocket) are answered 501.\n"
           "\n"
           "OPTIONS\n"
           "    -l, --listen HOST:PORT\n"
@@ -430,7 +440,8 @@ void pg_config_usage(FILE *out)
           "        interfaces as *:PORT. Default 127.0.0.1:8443 with TLS, 127.0.0.1:8080 without.\n"
           "    --tls-cert FILE, --tls-key FILE\n"
           "        PEM certificate chain and private key. With both, listeners speak TLS 1.2+\n"
-          "        with ALPN h2; without them, cleartext HTTP/2 (h2c, prior knowledge).\n"
+          "        with ALPN h2 and http/1.1 (h2 preferred); without them, cleartext HTTP/1.x\n"
+          "        and HTTP/2 (h2c with prior knowledge).\n"
           "    -u, --upstream http://HOST[:PORT]\n"
           "        The HTTP/1.1 server requests are forwarded to. Connections are kept alive.\n"
           "    --demo\n"
@@ -459,8 +470,9 @@ void pg_config_usage(FILE *out)
           "    --handshake-timeout DURATION\n"
           "        Time for the TLS handshake and the client's connection preface. Default 10s.\n"
           "    --idle-timeout DURATION\n"
-          "        Close a connection without open streams after DURATION (GOAWAY); PING and\n"
-          "        SETTINGS do not count as activity. Default 60s.\n"
+          "        Close a connection without open streams (an idle HTTP/1.1 keep-alive\n"
+          "        connection) after DURATION (HTTP/2: GOAWAY); PING and SETTINGS do not count\n"
+          "        as activity. Default 60s.\n"
           "    --write-timeout DURATION\n"
           "        Close a connection that accepts none of the bytes waiting for it for\n"
           "        DURATION (a client that stopped reading), and reset a stream whose\n"
@@ -474,8 +486,9 @@ void pg_config_usage(FILE *out)
           "        GOAWAY(ENHANCE_YOUR_CALM). Defaults 1000 and 100.\n"
           "    --request-timeout DURATION\n"
           "        Longest silence inside a request that is not complete yet: a header block\n"
-          "        left unfinished ends the connection (GOAWAY), a body that stops coming\n"
-          "        resets the stream and cancels its upstream transfer. Default 60s.\n"
+          "        left unfinished ends the connection (HTTP/2 GOAWAY, HTTP/1.1 408 and close),\n"
+          "        a body that stops coming resets the stream (HTTP/1.1: closes the\n"
+          "        connection) and cancels its upstream transfer. Default 60s.\n"
           "    --no-push\n"
           "        Never push; Link headers are forwarded untouched.\n"
           "    --max-pushes-per-response N\n"
@@ -492,6 +505,10 @@ void pg_config_usage(FILE *out)
           "        push gets one 103 carrying the page's preload Link fields as soon as they\n"
           "        are known (learned), before the upstream answers. An upstream's own 103 is\n"
           "        always forwarded (and its preload links pushed to clients that accept push).\n"
+          "    --early-hints-http1\n"
+          "        Also send 103 Early Hints (ours and the upstream's) to HTTP/1.1 clients. Off\n"
+          "        by default: some HTTP/1.1 clients mishandle informational responses, and\n"
+          "        browsers act on 103 only over HTTP/2. HTTP/1.0 clients never get a 1xx.\n"
           "    --no-push-learn\n"
           "        Do not learn links. By default the same-origin preload targets of each 2xx\n"
           "        response to a GET are remembered per (authority, path); the next request for\n"

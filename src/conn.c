@@ -319,6 +319,7 @@ struct pg_conn *pg_conn_new(const struct pg_conn_owner *owner, evutil_socket_t f
                   .scratch = owner->scratch,
                   .client_addr = conn->client_addr,
                   .tls = owner->ssl_ctx != NULL},
+        .input = bufferevent_get_input(bev),
         .output = bufferevent_get_output(bev),
         .wake = wake,
         .conn = conn,

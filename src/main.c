@@ -2,6 +2,7 @@
 #include "pushgate/common.h"
 #include "pushgate/config.h"
 #include "pushgate/demo.h"
+#include "pushgate/h1.h"
 #include "pushgate/h2.h"
 #include "pushgate/log.h"
 #include "pushgate/tls.h"
@@ -48,7 +49,8 @@ static void announce_listeners(const struct pg_config *cfg)
     for (size_t a = 0; a < cfg->listen_count; a++) {
         bool v6 = strchr(cfg->listen[a].host, ':') != NULL;
         pg_log_info("listening on %s%s%s:%s (%s)", v6 ? "[" : "", cfg->listen[a].host,
-                    v6 ? "]" : "", cfg->listen[a].port, *cfg->tls_cert ? "TLS, h2" : "h2c");
+                    v6 ? "]" : "", cfg->listen[a].port,
+                    *cfg->tls_cert ? "TLS, h2 and http/1.1" : "HTTP/1.x and h2c");
     }
 }
 
@@ -78,7 +80,7 @@ int main(int argc, char **argv)
     static struct pg_config cfg;
     static int fds[PG_MAX_WORKERS][PG_MAX_LISTENERS];
     static struct pg_worker workers[PG_MAX_WORKERS];
-    static const struct pg_protocols protocols = {.h2 = &pg_h2_protocol, .http1 = NULL};
+    static const struct pg_protocols protocols = {.h2 = &pg_h2_protocol, .http1 = &pg_h1_protocol};
     char err[512];
     int status = EXIT_FAILURE;
     struct pg_demo *demo = NULL;

@@ -16,14 +16,23 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
 {
     (void)ssl;
     (void)arg;
-    for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
-        if (in[i] == 2 && i + 3 <= inlen && memcmp(in + i + 1, "h2", 2) == 0) {
-            *out = in + i + 1;
-            *outlen = 2;
-            return SSL_TLSEXT_ERR_OK;
+    /* h2 is preferred wherever the client lists it; http/1.1 otherwise. */
+    static const struct {
+        const char *name;
+        unsigned char len;
+    } ours[] = {{"h2", 2}, {"http/1.1", 8}};
+    for (size_t p = 0; p < sizeof(ours) / sizeof(ours[0]); p++) {
+        for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
+            if (in[i] == ours[p].len && i + 1u + in[i] <= inlen &&
+                memcmp(in + i + 1, ours[p].name, ours[p].len) == 0) {
+                *out = in + i + 1;
+                *outlen = ours[p].len;
+                return SSL_TLSEXT_ERR_OK;
+            }
         }
     }
-    return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol: we speak only h2 */
+    /* A client offering only protocols we do not speak: no_application_protocol. */
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
 static void describe_error(const char *what, const char *file, char *err, size_t err_len)

@@ -22,7 +22,7 @@ struct pg_listen_addr {
 struct pg_config {
     struct pg_listen_addr listen[PG_MAX_LISTENERS];
     size_t listen_count;
-    char tls_cert[4096]; /* empty: cleartext h2c listeners */
+    char tls_cert[4096]; /* empty: cleartext listeners (HTTP/1.x and h2c) */
     char tls_key[4096];
     char upstream_origin[300]; /* "http://host:port", what libcurl connects to */
     char upstream_host[256];   /* without brackets */
@@ -49,6 +49,7 @@ struct pg_config {
     unsigned max_pushes_per_response;
     unsigned max_concurrent_pushes; /* running pushed fetches per connection */
     bool early_hints;               /* send our own 103 to clients that disabled push */
+    bool early_hints_http1;         /* 103s to HTTP/1.1 clients too (off: they may mishandle 1xx) */
     bool push_learn;                /* remember each page's preload targets */
     unsigned push_learn_size;       /* pages remembered per worker */
     unsigned push_learn_ttl_ms;

@@ -23,6 +23,7 @@ struct evbuffer;
 /* What a protocol session borrows from its connection. */
 struct pg_conn_env {
     struct pg_proxy_env proxy; /* what the request core needs */
+    struct evbuffer *input;    /* the client's bytes not yet consumed */
     struct evbuffer *output;   /* the connection's bounded output buffer */
     void (*wake)(void *conn);  /* asks for flush() to run soon from the loop; safe anywhere */
     void *conn;

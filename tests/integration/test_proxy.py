@@ -92,10 +92,13 @@ class AgainstNginx(unittest.TestCase):
             self.assertIn(b"RENEGOTIATING", reneg)
             self.assertIn(b"no renegotiation", reneg)
 
-    def test_client_without_h2_alpn_is_refused(self):
+    def test_alpn_offering_only_unknown_protocols_is_refused(self):
+        """ALPN h2 and http/1.1 are served (test_http1.py); a client offering only protocols
+        pushgate does not speak gets no_application_protocol instead of a guess."""
         with Pushgate(self.nginx.url, tls=(self.cert, self.key)) as pg:
-            p = run(["curl", "-sS", "--http1.1", "-k", pg.url("/small.txt", "https")])
-            self.assertNotEqual(p.returncode, 0)
+            p = run(["openssl", "s_client", "-connect", f"127.0.0.1:{pg.port}", "-alpn",
+                     "spdy/3", "-brief"], input=b"")
+            self.assertIn(b"no application protocol", p.stdout + p.stderr)
 
     def test_100_mib_body_checksum_with_nghttp(self):
         with Pushgate(self.nginx.url) as pg:

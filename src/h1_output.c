@@ -1,0 +1,242 @@
+/* HTTP/1.x responses: the status line and fields we write, the body framed by Content-Length,
+ * chunked or to the close, responses in request order, and the frontend table through which
+ * the core answers. */
+#include "h1_internal.h"
+#include "pushgate/common.h"
+#include "pushgate/log.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SMALL_PIECE_COPY 4096 /* smaller pieces are copied next to their framing, not moved */
+
+void h1_stream_free(struct h1_stream *st, bool teardown)
+{
+    struct pg_h1 *h1 = st->h1;
+    if (h1->parsing == st)
+        h1->parsing = NULL;
+    pg_request_clear(&st->req, teardown);
+    TAILQ_REMOVE(&h1->streams, st, link);
+    h1->stream_count--;
+    pg_lines_free(&st->strings);
+    free(st->fields);
+    free(st);
+}
+
+static void wake(struct pg_request *req)
+{
+    const struct pg_conn_env *env = h1_stream_of_req(req)->h1->env;
+    env->wake(env->conn);
+}
+
+static void add_field(struct evbuffer *out, const struct pg_header *f)
+{
+    evbuffer_add(out, f->name, f->name_len);
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, f->value, f->value_len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void add_status_line(struct evbuffer *out, int status)
+{
+    evbuffer_add_printf(out, "HTTP/1.1 %03d %s\r\n", status, pg_request_reason(status));
+}
+
+/* A request refused before it reached the core (framing, syntax, bounds): a short text answer
+ * and the connection closes, since what follows in the input cannot be trusted. */
+static void write_error(struct h1_stream *st)
+{
+    struct evbuffer *out = st->h1->env->output;
+    const char *reason = pg_request_reason(st->error);
+    add_status_line(out, st->error);
+    evbuffer_add_printf(out,
+                        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+                        "Connection: close\r\nVia: 1.1 pushgate\r\n\r\n%s\n",
+                        strlen(reason) + 1, reason);
+    st->output = H1_OUT_DONE;
+    st->keep_alive = false;
+}
+
+void h1_activate(struct pg_h1 *h1)
+{
+    struct h1_stream *st = TAILQ_FIRST(&h1->streams);
+    if (!st || st->state != H1_PARKED)
+        return;
+    st->state = H1_ACTIVE;
+    if (st->error) {
+        write_error(st);
+        return;
+    }
+    if (st->expect_continue) /* RFC 9110 §10.1.1: the client waits for this before the body */
+        evbuffer_add(h1->env->output, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    if (h1->parsing == st && st->has_body)
+        h1->env->wake(h1->env->conn); /* its body may be read now */
+    pg_request_head_received(&st->req, st->has_body);
+    if (st->body_done && st->has_body)
+        pg_request_end_received(&st->req);
+}
+
+/* Writes one piece (at most PG_PIECE_PAYLOAD bytes, the first chain of body) with its framing:
+ * a chunk-size line goes into the room in front of the piece (with the previous chunk's CRLF
+ * before it), so a large piece moves to the output whole; a small one is copied. */
+static bool write_piece(struct h1_stream *st, struct evbuffer *body, struct evbuffer *out)
+{
+    struct evbuffer_iovec first;
+    if (evbuffer_peek(body, -1, NULL, &first, 1) < 1 || first.iov_len == 0)
+        return false;
+    size_t n = first.iov_len;
+    char prefix[PG_PIECE_ROOM + 1];
+    int plen = 0;
+    if (st->framing == H1_FRAME_CHUNKED) {
+        plen = snprintf(prefix, sizeof(prefix), "%s%zx\r\n", st->chunk_open ? "\r\n" : "", n);
+        st->chunk_open = true;
+    }
+    if (n >= SMALL_PIECE_COPY && plen <= PG_PIECE_ROOM) {
+        if (plen && evbuffer_prepend(body, prefix, (size_t)plen) != 0)
+            return false;
+        return evbuffer_remove_buffer(body, out, n + (size_t)plen) == (int)(n + (size_t)plen);
+    }
+    evbuffer_add(out, prefix, (size_t)plen);
+    return evbuffer_remove_buffer(body, out, n) == (int)n;
+}
+
+static void write_body(struct h1_stream *st)
+{
+    struct evbuffer *body = st->req.resp_body, *out = st->h1->env->output;
+    while (evbuffer_get_length(out) < PG_CONN_OUTPUT_HIGH_WATER && evbuffer_get_length(body))
+        if (!write_piece(st, body, out))
+            break;
+    pg_request_output_drained(&st->req);
+    if (st->req.output != PG_OUTPUT_COMPLETE || evbuffer_get_length(body))
+        return;
+    if (st->framing == H1_FRAME_CHUNKED)
+        evbuffer_add_printf(out, "%s0\r\n\r\n", st->chunk_open ? "\r\n" : "");
+    st->output = H1_OUT_DONE;
+}
+
+/* The response is out: the stream goes, and the connection serves the next one or closes. */
+static void finish(struct h1_stream *st)
+{
+    struct pg_h1 *h1 = st->h1;
+    bool reusable = st->keep_alive && st->framing != H1_FRAME_CLOSE && st->body_done;
+    if (!reusable && h1->state != H1_BROKEN)
+        h1->state = H1_CLOSING; /* an unread request body cannot be skipped safely */
+    h1_stream_free(st, false);
+}
+
+bool h1_write_ready(struct pg_h1 *h1)
+{
+    bool progress = false;
+    struct h1_stream *st;
+    while ((st = TAILQ_FIRST(&h1->streams)) && h1->state != H1_BROKEN) {
+        if (st->state == H1_PARKED) {
+            h1_activate(h1);
+            progress = true;
+        }
+        if (st->state != H1_ACTIVE)
+            break;
+        if (st->output == H1_OUT_BODY)
+            write_body(st);
+        if (st->output != H1_OUT_DONE)
+            break;
+        finish(st);
+        progress = true;
+    }
+    return progress;
+}
+
+/* ---- The frontend table: how the core answers on the active stream. ---- */
+
+static bool has_field(const struct pg_header *fields, size_t count, const char *name)
+{
+    for (size_t i = 0; i < count; i++)
+        if (fields[i].name_len == strlen(name) && !memcmp(fields[i].name, name, fields[i].name_len))
+            return true;
+    return false;
+}
+
+static int submit_head(struct pg_request *req, const struct pg_response *resp)
+{
+    struct h1_stream *st = h1_stream_of_req(req);
+    struct pg_h1 *h1 = st->h1;
+    struct evbuffer *out = h1->env->output;
+    if (!resp->body)
+        st->framing = H1_FRAME_NONE;
+    else if (has_field(resp->fields, resp->count, "content-length"))
+        st->framing = H1_FRAME_LENGTH;
+    else if (st->http_minor >= 1)
+        st->framing = H1_FRAME_CHUNKED;
+    else
+        st->framing = H1_FRAME_CLOSE; /* HTTP/1.0 knows no chunks: the close ends the body */
+    if (st->framing == H1_FRAME_CLOSE || h1->state == H1_CLOSING)
+        st->keep_alive = false;
+    add_status_line(out, resp->status);
+    for (size_t i = 0; i < resp->count; i++)
+        add_field(out, &resp->fields[i]);
+    for (size_t i = 0; i < resp->extra_count; i++)
+        add_field(out, &resp->extra[i]);
+    if (st->framing == H1_FRAME_CHUNKED)
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    if (!st->keep_alive)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    else if (st->http_minor == 0)
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    evbuffer_add(out, "\r\n", 2);
+    st->output = st->framing == H1_FRAME_NONE ? H1_OUT_DONE : H1_OUT_BODY;
+    wake(req);
+    return PG_OK;
+}
+
+/* 1xx only to HTTP/1.1 clients (RFC 9110 §15.2), and 103 only with --early-hints-http1: some
+ * HTTP/1.1 clients mishandle informational responses, and browsers act on 103 only over
+ * HTTP/2 and later. */
+static int submit_1xx(struct pg_request *req, int status, const struct pg_header *fields,
+                      size_t count)
+{
+    struct h1_stream *st = h1_stream_of_req(req);
+    struct evbuffer *out = st->h1->env->output;
+    if (st->http_minor < 1 || !st->h1->env->proxy.cfg->early_hints_http1 ||
+        st->output != H1_OUT_NONE)
+        return PG_OK;
+    add_status_line(out, status);
+    for (size_t i = 0; i < count; i++)
+        add_field(out, &fields[i]);
+    evbuffer_add(out, "\r\n", 2);
+    wake(req);
+    return PG_OK;
+}
+
+static void body_ready(struct pg_request *req)
+{
+    wake(req);
+}
+
+/* HTTP/1.1 has no stream reset: the connection closes once what is written drained, and the
+ * client sees the response end early. */
+static void reset(struct pg_request *req, enum pg_reset_reason why)
+{
+    struct h1_stream *st = h1_stream_of_req(req);
+    pg_log_debug("client %s: response abandoned (%d)", st->h1->env->proxy.client_addr, (int)why);
+    st->h1->state = H1_BROKEN;
+    wake(req);
+}
+
+static void consume(struct pg_request *req, size_t n)
+{
+    (void)n;
+    wake(req); /* the parser may take more body bytes now */
+}
+
+const struct pg_frontend_ops h1_frontend_ops = {
+    .submit_head = submit_head,
+    .submit_1xx = submit_1xx,
+    .body_ready = body_ready,
+    .reset = reset,
+    .consume = consume,
+    .wake = wake,
+    .push_allowed = NULL,
+    .push = NULL,
+};

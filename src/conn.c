@@ -85,6 +85,17 @@ static void update_reading(struct pg_conn *conn)
         bufferevent_disable(conn->bev, EV_READ);
 }
 
+/* An idle TLS connection gives back OpenSSL's 16 KiB record buffers (bufferevent_openssl stops
+ * reading before OpenSSL would release them by itself) and the empty chain libevent's last
+ * read reserved in the input buffer: draining an empty buffer frees nothing, so one byte is
+ * added and drained with it. */
+static void release_idle_buffers(struct pg_conn *conn)
+{
+    SSL_free_buffers(bufferevent_openssl_get_ssl(conn->bev));
+    if (evbuffer_get_length(conn->env.input) == 0 && evbuffer_add(conn->env.input, "", 1) == 0)
+        evbuffer_drain(conn->env.input, 1);
+}
+
 /* Runs the protocol's pending work and decides whether the connection is over.
  * Returns false when conn was freed or is closing. */
 static bool flush_or_close(struct pg_conn *conn)
@@ -106,6 +117,11 @@ static bool flush_or_close(struct pg_conn *conn)
         return false;
     }
     update_reading(conn);
+    /* An idle TLS connection need not keep OpenSSL's 16 KiB record buffers: bufferevent_openssl
+     * stops reading before OpenSSL would release them by itself. HTTP/1.1 connections become
+     * idle here, once their last response is written. */
+    if (is_tls(conn) && conn->proto->idle(conn->session))
+        release_idle_buffers(conn);
     return true;
 }
 
@@ -194,12 +210,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         pg_conn_free(conn);
         return;
     }
-    if (!flush_or_close(conn))
-        return;
-    /* An idle TLS connection need not keep OpenSSL's 16 KiB record buffer: bufferevent_openssl
-     * stops reading before OpenSSL would release it by itself. */
-    if (is_tls(conn) && conn->proto->idle(conn->session))
-        SSL_free_buffers(bufferevent_openssl_get_ssl(bev));
+    flush_or_close(conn);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)

@@ -85,9 +85,11 @@ struct pg_h1 {
     TAILQ_HEAD(, h1_stream) streams; /* arrival order: the first is answered */
     unsigned stream_count;
     struct h1_stream *parsing; /* the stream the parser is filling, or NULL between requests */
-    const char *piece_start;   /* the input piece being parsed (obs-fold detection) */
-    char last_byte;            /* the last byte of the previous piece */
-    struct event *head_timer;  /* --request-timeout for the head being parsed */
+    const char *piece_start;   /* the input piece being parsed (obs-fold, chunk CRLF checks) */
+    const char *piece_end;
+    char last_byte;           /* the last byte of the previous piece */
+    unsigned crlf_due;        /* bytes of a chunk's closing CRLF still to check (next piece) */
+    struct event *head_timer; /* --request-timeout for the head being parsed */
 };
 
 static inline struct h1_stream *h1_stream_of_req(const struct pg_request *req)
@@ -104,5 +106,8 @@ void h1_activate(struct pg_h1 *h1);
  * to the next. Returns true when a stream finished or started (more work may follow). */
 bool h1_write_ready(struct pg_h1 *h1);
 void h1_stream_free(struct h1_stream *st, bool teardown);
+/* Answers the active stream with status ourselves (its request went wrong before any response
+ * began): the core lets go of it first. */
+void h1_refuse_active(struct h1_stream *st, int status);
 
 #endif

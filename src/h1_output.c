@@ -60,6 +60,14 @@ static void write_error(struct h1_stream *st)
     st->keep_alive = false;
 }
 
+void h1_refuse_active(struct h1_stream *st, int status)
+{
+    pg_request_clear(&st->req, true); /* cancels an exchange it may have started */
+    st->error = status;
+    write_error(st);
+    st->h1->env->wake(st->h1->env->conn);
+}
+
 void h1_activate(struct pg_h1 *h1)
 {
     struct h1_stream *st = TAILQ_FIRST(&h1->streams);

@@ -38,9 +38,10 @@ static void fail_request(struct pg_h1 *h1, int status)
     h1->parsing = NULL;
     if (h1->state != H1_BROKEN)
         h1->state = H1_CLOSING;
-    if (st && st->state == H1_ACTIVE) {
-        /* Its head went upstream already (a broken body): the exchange cannot complete. */
-        h1->state = H1_BROKEN;
+    if (st && st->state == H1_ACTIVE && st->output == H1_OUT_NONE) {
+        h1_refuse_active(st, status); /* its body broke before any answer: answer it */
+    } else if (st && st->state == H1_ACTIVE) {
+        h1->state = H1_BROKEN; /* an answer is under way: it cannot be completed */
     } else if (st) {
         if (!st->error)
             st->error = status;
@@ -110,6 +111,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct pg_h1 *h1 = h1_of(p);
     struct h1_stream *st = h1->parsing;
+    if (st->state != H1_PARSING)
+        return 0; /* trailer fields (after a chunked body) are not forwarded */
     bool continues = st->last_piece == PIECE_NAME;
     if (!continues && ++st->count > PG_REQUEST_MAX_FIELDS)
         return refuse(h1, 431);
@@ -125,6 +128,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct pg_h1 *h1 = h1_of(p);
     struct h1_stream *st = h1->parsing;
+    if (st->state != H1_PARSING)
+        return 0; /* a trailer field: the head's views must not move */
     bool continues = st->last_piece == PIECE_VALUE;
     /* http_parser joins obs-fold lines into the value; RFC 9112 §5.2 lets a server reject
      * them, and a proxy must not pass on a field the next hop may read differently. */
@@ -190,6 +195,20 @@ static bool list_has(const char *value, size_t len, const char *token, size_t to
             return true;
     }
     return false;
+}
+
+/* RFC 9112 §6.3: a request whose last transfer coding is not chunked has no knowable length
+ * (400); one with codings before chunked ("gzip, chunked") is framed, but pushgate would have
+ * to decode them to re-frame the body for the upstream (501, RFC 9112 §6.1). */
+static bool last_coding_chunked(const struct pg_header *f)
+{
+    const char *end = f->value + f->value_len;
+    const char *start = end;
+    while (start > f->value && start[-1] != ',')
+        start--;
+    while (start < end && (*start == ' ' || *start == '\t'))
+        start++;
+    return equals_ci(start, (size_t)(end - start), "chunked");
 }
 
 /* Builds the field views over the copied head: names lower-cased, values trimmed, every name
@@ -307,7 +326,7 @@ static int prepare_head(struct pg_h1 *h1, struct h1_stream *st, http_parser *p)
         if (name_is(f, "host"))
             hosts++, host = f;
         if (name_is(f, "transfer-encoding") && !equals_ci(f->value, f->value_len, "chunked"))
-            return 501; /* only chunked is understood (gzip, chunked would be re-framed) */
+            return last_coding_chunked(f) ? 501 : 400; /* see last_coding_chunked */
         if (name_is(f, "upgrade") && !equals_ci(f->value, f->value_len, "h2c"))
             return 501; /* WebSocket and other upgrades are not proxied */
         if (name_is(f, "expect")) {
@@ -357,12 +376,32 @@ static int on_headers_complete(http_parser *p)
     return 0;
 }
 
+/* Debian builds http_parser without HTTP_PARSER_STRICT, which skips the two bytes after chunk
+ * data without looking at them: "3\r\nabcXY0\r\n\r\n" would pass as "abc". They must be CRLF
+ * (RFC 9112 §7.1). The parser reports a chunk's last data when it reaches the byte after it, or
+ * at the end of the piece; what lies beyond this piece is checked before the next one. */
+static int check_chunk_end(struct pg_h1 *h1, const char *after)
+{
+    static const char crlf[] = "\r\n";
+    for (unsigned i = 0; i < 2; i++) {
+        if (after + i >= h1->piece_end) {
+            h1->crlf_due = 2 - i;
+            return 0;
+        }
+        if (after[i] != crlf[i])
+            return refuse(h1, 400);
+    }
+    return 0;
+}
+
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct pg_h1 *h1 = h1_of(p);
     struct h1_stream *st = h1->parsing;
     if (pg_request_body_received(&st->req, at, len) != PG_OK)
         return refuse(h1, 503);
+    if ((p->flags & F_CHUNKED) && p->content_length == 0 && check_chunk_end(h1, at + len) != 0)
+        return -1;
     if (evbuffer_get_length(st->req.req_body) >= H1_BODY_HIGH_WATER)
         http_parser_pause(p, 1); /* back-pressure: read on once the upstream took some */
     return 0;
@@ -409,6 +448,20 @@ static int status_for(enum http_errno err)
     return err == HPE_HEADER_OVERFLOW ? 431 : 400;
 }
 
+/* The rest of a chunk's closing CRLF, at the start of the next piece. */
+static bool chunk_end_continues(struct pg_h1 *h1, const char *data, size_t len)
+{
+    static const char crlf[] = "\r\n";
+    for (size_t i = 0; h1->crlf_due && i < len; i++, h1->crlf_due--) {
+        if (data[i] != crlf[2 - h1->crlf_due]) {
+            h1->crlf_due = 0;
+            fail_request(h1, 400);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Feeds buffered input to the parser while it may take it. */
 static void parse_input(struct pg_h1 *h1)
 {
@@ -416,7 +469,10 @@ static void parse_input(struct pg_h1 *h1)
     size_t len;
     while (!parse_blocked(h1) && (len = evbuffer_get_contiguous_space(input)) > 0) {
         const char *data = (const char *)evbuffer_pullup(input, (ev_ssize_t)len);
+        if (h1->crlf_due && !chunk_end_continues(h1, data, len))
+            break;
         h1->piece_start = data;
+        h1->piece_end = data + len;
         size_t n = http_parser_execute(&h1->parser, &parser_settings, data, len);
         if (n > 0)
             h1->last_byte = data[n - 1];
@@ -432,7 +488,7 @@ static void parse_input(struct pg_h1 *h1)
                     h1->parsing = stream_new(h1);
                 fail_request(h1, status_for(err));
             }
-        } else if (h1->parser.upgrade) {
+        } else if (h1->parser.upgrade && !h1->parsing) {
             /* Only "Upgrade: h2c" gets here (others were refused): it is ignored and the
              * connection stays HTTP/1.1, so the parser starts afresh. */
             http_parser_init(&h1->parser, HTTP_REQUEST);
@@ -495,6 +551,8 @@ static int h1_recv(void *session, struct evbuffer *input)
 static int h1_flush(void *session)
 {
     struct pg_h1 *h1 = session;
+    if (h1->state == H1_BROKEN)
+        return PG_OK; /* nothing more is started or written: the connection closes */
     /* Finishing a response may let a parked request start or more input be parsed. */
     for (int round = 0; round < 4; round++) {
         parse_input(h1);

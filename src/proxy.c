@@ -87,6 +87,8 @@ int pg_request_init(struct pg_request *req, struct pg_proxy_conn *pc)
 
 void pg_request_clear(struct pg_request *req, bool cancel)
 {
+    if (!req->pc)
+        return; /* cleared already */
     if (req->ex) {
         if (cancel)
             pg_exchange_cancel(req->ex);

@@ -29,7 +29,7 @@ void pg_proxy_run(struct pg_proxy_conn *pc);
 
 /* Returns 0 or PG_ERR_NOMEM (nothing to clear then). */
 int pg_request_init(struct pg_request *req, struct pg_proxy_conn *pc);
-/* Releases everything the request owns. With cancel, a running exchange is aborted at once
+/* Releases everything the request owns (a second call does nothing). With cancel, a running exchange is aborted at once
  * (connection teardown); otherwise a bodyless finished response may return its upstream
  * connection to the pool. */
 void pg_request_clear(struct pg_request *req, bool cancel);

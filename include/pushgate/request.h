@@ -36,7 +36,8 @@ struct pg_request_head {
  * with the status to answer (400, 405, 431) in *status. */
 int pg_request_validate(const struct pg_request_head *head, bool tls, int *status);
 
-/* The reason phrase of a status pushgate answers itself ("Bad Request"); "" when unknown. */
+/* The reason phrase of a status ("Bad Request"), for the statuses pushgate answers itself and
+ * the common ones it relays in HTTP/1.1 status lines; "" when unknown. */
 const char *pg_request_reason(int status);
 
 /* True when this request's response carries no body whatever its fields say: HEAD, 1xx, 204,

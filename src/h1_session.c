@@ -142,32 +142,6 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return add_piece(st, at, len, continues) == PG_OK ? 0 : refuse(h1, 503);
 }
 
-/* RFC 9110 tchar: a field name must be a token (no whitespace before the colon). */
-static bool is_token(const char *s, size_t len)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if (!len)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c && strchr(extra, c))))
-            return false;
-    }
-    return true;
-}
-
-/* RFC 9110 §5.5: no control bytes (HTAB aside) in a value; http_parser lets NUL through. */
-static bool value_ok(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
 static bool equals_ci(const char *s, size_t len, const char *lit)
 {
     return len == strlen(lit) && strncasecmp(s, lit, len) == 0;
@@ -176,25 +150,6 @@ static bool equals_ci(const char *s, size_t len, const char *lit)
 static bool name_is(const struct pg_header *f, const char *lit)
 {
     return f->name_len == strlen(lit) && memcmp(f->name, lit, f->name_len) == 0;
-}
-
-/* True when the comma-separated list value names token (case-insensitive). */
-static bool list_has(const char *value, size_t len, const char *token, size_t token_len)
-{
-    const char *p = value, *end = value + len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *start = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *stop = p;
-        while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
-            stop--;
-        if ((size_t)(stop - start) == token_len && strncasecmp(start, token, token_len) == 0)
-            return true;
-    }
-    return false;
 }
 
 /* RFC 9112 §6.3: a request whose last transfer coding is not chunked has no knowable length
@@ -226,8 +181,9 @@ static int build_fields(struct h1_stream *st)
         p = value + value_len + 1;
         while (value_len && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
             value_len--;
-        if (!is_token(name, name_len) || !value_ok(value, value_len) ||
-            memchr(value, '\0', value_len))
+        /* Names must be tokens (no whitespace before the colon); values free of controls
+         * (http_parser lets NUL through). */
+        if (!pg_headers_is_token(name, name_len) || !pg_headers_value_ok(value, value_len))
             return 400;
         for (size_t c = 0; c < name_len; c++)
             if (name[c] >= 'A' && name[c] <= 'Z')
@@ -247,7 +203,8 @@ static void drop_connection_fields(struct h1_stream *st, bool drop_host)
         bool drop = drop_host && name_is(f, "host");
         for (size_t j = 0; j < st->count && !drop; j++)
             if (name_is(&st->fields[j], "connection"))
-                drop = list_has(st->fields[j].value, st->fields[j].value_len, f->name, f->name_len);
+                drop = pg_headers_list_has(st->fields[j].value, st->fields[j].value_len, f->name,
+                                           f->name_len);
         if (!drop)
             st->fields[kept++] = *f;
     }

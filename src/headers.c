@@ -211,9 +211,17 @@ static const bool tchar[256] = {
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
-static bool is_tchar(unsigned char c)
+bool pg_headers_is_tchar(unsigned char c)
 {
     return tchar[c];
+}
+
+bool pg_headers_is_token(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!tchar[(unsigned char)s[i]])
+            return false;
+    return len > 0;
 }
 
 /* Bytes a field value may not contain (RFC 9110 §5.5): controls other than HTAB, and DEL. */
@@ -223,6 +231,14 @@ static const bool value_forbidden[256] = {
     [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1,
     [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
 };
+
+bool pg_headers_value_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (value_forbidden[(unsigned char)s[i]])
+            return false;
+    return true;
+}
 
 static bool parse_status_line(const char *line, size_t len, int *status)
 {
@@ -248,7 +264,7 @@ static bool parse_field_line(char *line, size_t len, struct pg_header *h)
     if (!colon || colon == line)
         return false;
     for (char *p = line; p < colon; p++) {
-        if (!is_tchar((unsigned char)*p))
+        if (!pg_headers_is_tchar((unsigned char)*p))
             return false; /* also rejects obs-fold: a line starting with whitespace */
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
@@ -259,25 +275,24 @@ static bool parse_field_line(char *line, size_t len, struct pg_header *h)
         value++;
     while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    for (const char *p = value; p < end; p++)
-        if (value_forbidden[(unsigned char)*p])
-            return false; /* bare CR, NUL and other controls */
+    if (!pg_headers_value_ok(value, (size_t)(end - value)))
+        return false; /* bare CR, NUL and other controls */
     *h = (struct pg_header){line, (size_t)(colon - line), value, (size_t)(end - value)};
     return true;
 }
 
-static bool token_listed(const struct pg_header *connection, const struct pg_header *h)
+bool pg_headers_list_has(const char *value, size_t len, const char *token, size_t token_len)
 {
-    const char *p = connection->value;
-    const char *end = p + connection->value_len;
+    const char *p = value;
+    const char *end = p + len;
     while (p < end) {
         while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
             p++;
         const char *start = p;
         while (p < end && *p != ',' && *p != ' ' && *p != '\t')
             p++;
-        if (p > start && (size_t)(p - start) == h->name_len &&
-            strncasecmp(start, h->name, h->name_len) == 0)
+        if (p > start && (size_t)(p - start) == token_len &&
+            strncasecmp(start, token, token_len) == 0)
             return true;
     }
     return false;
@@ -320,7 +335,8 @@ static int filter_response_fields(struct pg_response_head *out)
         bool drop = pg_headers_is_hop_by_hop(h->name, h->name_len);
         for (size_t j = 0; j < out->count && !drop && has_connection; j++)
             if (NAME_IS(&out->fields[j], "connection"))
-                drop = token_listed(&out->fields[j], h);
+                drop = pg_headers_list_has(out->fields[j].value, out->fields[j].value_len, h->name,
+                                           h->name_len);
         if (NAME_IS(h, "content-length") && h->value != cl)
             drop = true;
         if (!drop)

@@ -44,10 +44,7 @@ static size_t make_key(char *out, const char *authority, size_t authority_len, c
 
 static uint64_t hash_key(const char *key, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)key[i]) * 0x100000001b3ULL;
-    return h;
+    return pg_hash_bytes(PG_HASH_SEED, key, len);
 }
 
 struct pg_learn *pg_learn_new(size_t capacity, uint64_t ttl_ms)

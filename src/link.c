@@ -1,5 +1,6 @@
 /* RFC 8288 Link field parser: one forward pass over the field, views into it, no allocation. */
 #include "pushgate/link.h"
+#include "pushgate/headers.h"
 
 #include <string.h>
 
@@ -50,9 +51,7 @@ static bool is_ctl(int c)
 
 static bool is_tchar(int c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c > 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return c >= 0 && c < 256 && pg_headers_is_tchar((unsigned char)c);
 }
 
 static int lower(int c)

@@ -1,4 +1,5 @@
 #include "pushgate/push_policy.h"
+#include "pushgate/common.h"
 
 #include <ctype.h>
 
@@ -51,13 +52,11 @@ const char *pg_push_accept_for(enum pg_link_as as)
 uint64_t pg_push_target_hash(const char *authority, size_t authority_len, const char *path,
                              size_t path_len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = PG_HASH_SEED;
     for (size_t i = 0; i < authority_len; i++)
-        h = (h ^ (unsigned char)tolower((unsigned char)authority[i])) * 0x100000001b3ULL;
-    h = (h ^ 0xff) * 0x100000001b3ULL;
-    for (size_t i = 0; i < path_len; i++)
-        h = (h ^ (unsigned char)path[i]) * 0x100000001b3ULL;
-    return h;
+        h = pg_hash_byte(h, (unsigned char)tolower((unsigned char)authority[i]));
+    h = pg_hash_byte(h, 0xff);
+    return pg_hash_bytes(h, path, path_len);
 }
 
 bool pg_push_memory_contains(const struct pg_push_memory *mem, const char *authority,

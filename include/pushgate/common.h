@@ -3,6 +3,7 @@
 #define PUSHGATE_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/time.h>
 
 #define PG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -21,6 +22,23 @@ enum pg_err {
 static inline struct timeval pg_timeval_ms(unsigned ms)
 {
     return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
+
+/* FNV-1a, the one hash of the project (learned pages, push memory, cache digest): start from
+ * PG_HASH_SEED and fold in bytes. */
+#define PG_HASH_SEED 0xcbf29ce484222325ULL
+
+static inline uint64_t pg_hash_byte(uint64_t h, unsigned char c)
+{
+    return (h ^ c) * 0x100000001b3ULL;
+}
+
+static inline uint64_t pg_hash_bytes(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = pg_hash_byte(h, p[i]);
+    return h;
 }
 
 /* Returns a static English description of code (never NULL). */

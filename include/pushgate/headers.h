@@ -48,6 +48,16 @@ struct pg_request_info {
 int pg_headers_build_upstream(const struct pg_request_info *req, struct pg_lines *out,
                               long long *content_length);
 
+/* RFC 9110 §5.6.2 tchar: the one token table every parser of ours uses. */
+bool pg_headers_is_tchar(unsigned char c);
+/* A non-empty token (a field name, a method). */
+bool pg_headers_is_token(const char *s, size_t len);
+/* RFC 9110 §5.5: a field value holds no control byte other than HTAB, and no DEL. */
+bool pg_headers_value_ok(const char *s, size_t len);
+/* True when the list value (as Connection carries: tokens separated by commas or whitespace)
+ * names token, case-insensitively. */
+bool pg_headers_list_has(const char *value, size_t len, const char *token, size_t token_len);
+
 /* True for the fields HTTP/2 forbids and HTTP/1.1 uses hop-by-hop (lower-case name). */
 bool pg_headers_is_hop_by_hop(const char *name, size_t len);
 

@@ -29,9 +29,9 @@ void pg_proxy_run(struct pg_proxy_conn *pc);
 
 /* Returns 0 or PG_ERR_NOMEM (nothing to clear then). */
 int pg_request_init(struct pg_request *req, struct pg_proxy_conn *pc);
-/* Releases everything the request owns (a second call does nothing). With cancel, a running exchange is aborted at once
- * (connection teardown); otherwise a bodyless finished response may return its upstream
- * connection to the pool. */
+/* Releases everything the request owns (a second call does nothing). With cancel, a running
+ * exchange is aborted at once (connection teardown); otherwise a bodyless finished response may
+ * return its upstream connection to the pool. */
 void pg_request_clear(struct pg_request *req, bool cancel);
 
 /* A header block began but did not complete in the same read: its silence is timed. */

@@ -37,8 +37,9 @@ _tags = itertools.count()
 
 
 def new_tag(prefix="t"):
-    """A tag no other request of this run carries, to find a request in the upstream's log."""
-    return f"{prefix}{next(_tags)}"
+    """A tag no other request of this run carries, to find a request in the upstream's log:
+    "tag=" + one tag is never the start of "tag=" + another."""
+    return f"{prefix}-{next(_tags)}-"
 
 
 def message(method, target, host, fields=(), body=b"", version="HTTP/1.1"):
@@ -323,8 +324,9 @@ class Framing(H1Case):
     """Connection persistence, status lines, response framing and field mapping."""
 
     def test_http11_keeps_alive_with_length_and_chunked_responses(self):
-        """Two requests on one connection: a Content-Length response keeps that length, an
-        upstream response without a length goes out chunked; fails if pushgate closes an
+        """Three requests on one connection: a Content-Length response keeps that length, an
+        upstream chunked response goes out chunked (one Transfer-Encoding), and only the
+        request with Connection: close ends the connection; fails if pushgate closes an
         HTTP/1.1 connection by default or frames a body wrongly."""
         with self.proxy() as pg:
             c = self.connect(pg)

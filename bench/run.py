@@ -15,18 +15,24 @@ the spot with openssl), in front of the same upstream with keep-alive:
 
 Measures (h2load for load, /proc for CPU and memory):
   1. small responses (1 KiB): requests/s, latency mean/p50/p99 at -c 32 -m 10 after a warm-up
+     (measure "small"); and over HTTP/1.1 (TLS, ALPN http/1.1; direct in cleartext), h2load
+     --h1 -c 32 -m 1 (one request at a time per connection, no pipelining): requests/s, p99
+     and CPU per request (measure "small_h1")
   2. large responses (1 MiB): MiB/s of body at -c 4 -m 1
   3. CPU time (utime+stime of the system's whole process group) per request, and peak PSS
      (smaps_rollup, summed over the group, sampled every 100 ms during the load)
-  4. PSS growth per idle TLS HTTP/2 connection (bench/idle.py holds them open)
+  4. PSS growth per idle TLS HTTP/2 connection (bench/idle.py holds them open; measure
+     "idle"), and per idle TLS HTTP/1.1 keep-alive connection after one GET of the 1 KiB file
+     (idle.py --http1, on a second fresh instance of the system; measure "idle_h1")
   5. the push page (bench/push_upstream.py): time until the page and its 20 assets have all
      arrived, with `nghttp -a` with and without push, through bench/relay.py (100 ms RTT,
      optionally 20 Mbit/s), upstream think time 0 and 200 ms; only systems that push
 
-Every system is started afresh for each round (idle connections are measured first, on the
-fresh process); pushgate runs from a copy of build/pushgate taken at start, so a rebuild during
-the run changes nothing. Rounds interleave the systems (the order rotates every round) and the
-tables show medians.
+Every system is started afresh for each round (idle h2 connections are measured first, on the
+fresh process, then the loads; idle HTTP/1.1 connections on a second fresh process); pushgate
+runs from a copy of build/pushgate taken at start, so a rebuild during the run changes nothing.
+Every TLS port serves h2 and http/1.1 (HAProxy's bind lists both in its alpn). Rounds interleave
+the systems (the order rotates every round) and the tables show medians.
 Ratios compare each system with the best peer of that column (best system other than pushgate
 and the direct floor). Every raw number and command line goes to the JSON file; paths of the
 temporary directory and of the repository are written as <tmp> and <repo>.
@@ -63,6 +69,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 TLS13_CIPHER = "TLS_AES_128_GCM_SHA256"  # one suite for every system, so TLS costs the same
 SMALL_SIZE, LARGE_SIZE = 1024, 1024 * 1024
 SMALL_LOAD = dict(clients=32, streams=10)
+# HTTP/1.1 over TLS (ALPN http/1.1): with --h1, h2load's -m is the pipelining depth, so 1.
+SMALL_H1_LOAD = dict(SMALL_LOAD, streams=1, h1=True)
 LARGE_LOAD = dict(clients=4, streams=1)
 RTT_MS, RATE_MBIT = 100, 20
 # nghttp's default windows are 64 KiB, which would cap every system at 64 KiB per RTT; browsers
@@ -317,7 +325,8 @@ def proxy_config(system, d, port, up_port, cert, key, pem, extra=(), pushgate=PU
         return (["nghttpx", "--conf=/dev/null", "--workers=1", f"-f127.0.0.1,{port}",
                  f"-b127.0.0.1,{up_port}", "--no-ocsp", "--tls-min-proto-version=TLSv1.3",
                  "--backend-keep-alive-timeout=300s", "--frontend-http2-read-timeout=300s",
-                 "--frontend-keep-alive-timeout=300s", f"--errorlog-file={d}/error.log",
+                 "--frontend-keep-alive-timeout=300s", "--frontend-read-timeout=300s",
+                 f"--errorlog-file={d}/error.log",
                  f"--pid-file={d}/nghttpx.pid", key, cert], None)
     if system == "h2o":
         user = "user: root\n" if os.geteuid() == 0 else ""
@@ -328,6 +337,7 @@ error-log: {d}/error.log
 http2-reprioritize-blocking-assets: ON
 http2-push-preload: ON
 http2-idle-timeout: 300
+http1-request-timeout: 300
 listen:
   host: 127.0.0.1
   port: {port}
@@ -356,7 +366,7 @@ defaults
     timeout http-keep-alive 300s
     http-reuse always
 frontend fe
-    bind 127.0.0.1:{port} ssl crt {pem} alpn h2
+    bind 127.0.0.1:{port} ssl crt {pem} alpn h2,http/1.1
     default_backend be
 backend be
     server up {up}
@@ -601,12 +611,15 @@ class Bench:
     # -- measures ------------------------------------------------------------------------------
 
     def h2load(self, system, target, url, load, warmup, duration, rnd, measure):
-        """One warm-up run, then one measured run with CPU and PSS of target's group."""
+        """One warm-up run, then one measured run with CPU and PSS of target's group.
+        load["h1"]: HTTP/1.1 (ALPN http/1.1 over TLS) instead of h2; direct is always h1."""
+        alpn = "http/1.1" if load.get("h1") else "h2"
         base = ["h2load", "-t", "1", "-c", str(load["clients"]), "-m", str(load["streams"])]
-        base += ["--h1"] if system == "direct" else [f"--tls13-ciphers={TLS13_CIPHER}"]
+        base += ["--h1"] if system == "direct" or load.get("h1") else []
+        base += [] if system == "direct" else [f"--tls13-ciphers={TLS13_CIPHER}"]
         warm_cmd = base + ["-D", warmup, url]
         warm = run_cmd(warm_cmd, seconds(warmup) + 60)
-        self.check_h2load(system, measure + " warm-up", warm_cmd, warm)
+        self.check_h2load(system, measure + " warm-up", warm_cmd, warm, alpn)
         log_path = os.path.join(self.tmp, "h2load-requests.log")
         cmd = base + ["-D", duration, f"--log-file={log_path}", url]
         sampler = PssSampler(target.pgid)
@@ -616,7 +629,7 @@ class Bench:
         cpu1 = group_cpu_seconds(target.pgid)
         up1 = group_cpu_seconds(self.upstream.pgid)
         peak = sampler.stop()
-        r = self.check_h2load(system, measure, cmd, proc)
+        r = self.check_h2load(system, measure, cmd, proc, alpn)
         lat = []
         with open(log_path) as f:
             for line in f:
@@ -637,7 +650,7 @@ class Bench:
                     **r)
         return r
 
-    def check_h2load(self, system, what, cmd, proc):
+    def check_h2load(self, system, what, cmd, proc, alpn="h2"):
         r = parse_h2load(proc.stdout)
         where = f"{system} {what}: {' '.join(cmd)}"
         if proc.returncode != 0 or r is None or "status_2xx" not in r:
@@ -647,32 +660,42 @@ class Bench:
         if r["status_2xx"] == 0 or bad:
             raise BenchError(f"responses not 200 ({r['status_2xx']} 2xx, {bad} other) for "
                              f"{where}")
-        if system != "direct" and (r["alpn"] != "h2" or r["tls_protocol"] != "TLSv1.3"):
-            raise BenchError(f"expected h2 over TLSv1.3, got {r['alpn']} over "
+        if system != "direct" and (r["alpn"] != alpn or r["tls_protocol"] != "TLSv1.3"):
+            raise BenchError(f"expected {alpn} over TLSv1.3, got {r['alpn']} over "
                              f"{r['tls_protocol']} for {where}")
         if r.get("requests_errored") or r.get("requests_failed") or r.get("requests_timeout"):
             self.log(f"  warning: {system} {what}: {r['requests_failed']} failed, "
                      f"{r['requests_errored']} errored, {r['requests_timeout']} timed out")
         return r
 
-    def idle_memory(self, system, service, rnd):
+    def idle_memory(self, system, service, rnd, http1_path=None):
+        """PSS growth per idle TLS connection: h2 ("idle"), or HTTP/1.1 keep-alive after one
+        GET of http1_path ("idle_h1")."""
         n = self.profile["idle_conns"]
+        kind = "HTTP/1.1" if http1_path else "h2"
         time.sleep(0.3)
         before = group_pss_kib(service.pgid)
         try:
             held = asyncio.run(idle.hold(service.port, n,
-                                         on_held=lambda: group_pss_kib(service.pgid)))
+                                         on_held=lambda: group_pss_kib(service.pgid),
+                                         http1_path=http1_path))
         except (OSError, asyncio.TimeoutError) as e:
-            raise BenchError(f"{system}: could not hold {n} idle connections: {e!r}") from e
+            raise BenchError(f"{system}: could not hold {n} idle {kind} connections: "
+                             f"{e!r}") from e
         if held["still_open"] < n:
             self.log(f"  warning: {system} closed {n - held['still_open']} of {n} idle "
-                     "connections before the measurement")
+                     f"{kind} connections before the measurement")
         after = held["measured"]
         r = {"connections": n, "still_open": held["still_open"], "pss_before_kib": before,
              "pss_after_kib": after, "kib_per_conn": (after - before) / n}
-        self.record(round=rnd, system=system, measure="idle",
-                    cmd=f"bench/idle.py client: {n} TLS 1.3 h2 connections, preface + SETTINGS",
-                    **r)
+        if http1_path:
+            measure = "idle_h1"
+            cmd = (f"bench/idle.py client: {n} TLS 1.3 HTTP/1.1 keep-alive connections, "
+                   f"one GET {http1_path} each")
+        else:
+            measure = "idle"
+            cmd = f"bench/idle.py client: {n} TLS 1.3 h2 connections, preface + SETTINGS"
+        self.record(round=rnd, system=system, measure=measure, cmd=cmd, **r)
         return r
 
     def nghttp(self, variant, url, push, rnd, think, cap):
@@ -716,11 +739,24 @@ class Bench:
                                 p["small_warmup"], p["small_duration"], rnd, "small")
                 g = self.h2load(system, service, base + "/large.bin", LARGE_LOAD,
                                 p["large_warmup"], p["large_duration"], rnd, "large")
-                self.log(f"{msg} small {s['req_per_s']:.0f} req/s "
-                         f"p99 {s['latency_ms_p99']:.2f} ms, large {g['mib_per_s']:.0f} MiB/s")
+                h = self.h2load(system, service, base + "/small.bin", SMALL_H1_LOAD,
+                                p["small_warmup"], p["small_duration"], rnd, "small_h1")
+                msg += (f" small {s['req_per_s']:.0f} req/s p99 {s['latency_ms_p99']:.2f} ms,"
+                        f" large {g['mib_per_s']:.0f} MiB/s, h1 {h['req_per_s']:.0f} req/s"
+                        f" p99 {h['latency_ms_p99']:.2f} ms")
             finally:
                 if service is not self.upstream:
                     service.stop()
+            if system != "direct":
+                # idle HTTP/1.1 connections on a second fresh instance, as the idle h2 ones
+                # are (not on what the idle h2 connections and the loads left allocated)
+                service = self.start_proxy(system, self.upstream.port, system, rnd)
+                try:
+                    i = self.idle_memory(system, service, rnd, http1_path="/small.bin")
+                    msg += f", idle h1 {i['kib_per_conn']:.1f} KiB/conn"
+                finally:
+                    service.stop()
+            self.log(msg)
 
     def push_round(self, rnd):
         variants = self.push_variants[rnd % len(self.push_variants):] + \
@@ -784,6 +820,9 @@ LOAD_METRICS = {
               "cpu_us_per_req", "peak_pss_kib", "upstream_cpu_s"],
     "large": ["mib_per_s", "latency_ms_mean", "cpu_us_per_req", "peak_pss_kib"],
     "idle": ["kib_per_conn", "pss_before_kib", "pss_after_kib"],
+    "small_h1": ["req_per_s", "latency_ms_mean", "latency_ms_p50", "latency_ms_p99",
+                 "cpu_us_per_req", "peak_pss_kib", "upstream_cpu_s"],
+    "idle_h1": ["kib_per_conn", "pss_before_kib", "pss_after_kib"],
 }
 
 
@@ -865,6 +904,11 @@ def print_tables(summary, push_variants, out=sys.stdout):
         ("latency_ms_mean", "mean ms", "{:.2f}", False),
         ("latency_ms_p50", "p50 ms", "{:.2f}", False),
         ("latency_ms_p99", "p99 ms", "{:.2f}", False)], order), file=out)
+    print(table("1b. small responses over HTTP/1.1 (1 KiB, h2load --h1 -c 32 -m 1, TLS; "
+                "direct in cleartext), medians", summary["small_h1"], [
+                    ("req_per_s", "req/s", "{:.0f}", True),
+                    ("cpu_us_per_req", "us/1KiB req", "{:.1f}", False),
+                    ("latency_ms_p99", "p99 ms", "{:.2f}", False)], order), file=out)
     print(table("2. large responses (1 MiB, h2load -c 4 -m 1), medians", summary["large"], [
         ("mib_per_s", "MiB/s", "{:.0f}", True),
         ("latency_ms_mean", "mean ms", "{:.1f}", False)], order), file=out)
@@ -881,6 +925,11 @@ def print_tables(summary, push_variants, out=sys.stdout):
     print(table("4. memory per idle TLS HTTP/2 connection (PSS growth / connections), medians",
                 summary["idle"], [("kib_per_conn", "KiB/conn", "{:.1f}", False),
                                   ("pss_before_kib", "PSS KiB", "{:.0f}", None)], order),
+          file=out)
+    print(table("4b. memory per idle TLS HTTP/1.1 keep-alive connection (after one 1 KiB GET; "
+                "PSS growth / connections), medians",
+                summary["idle_h1"], [("kib_per_conn", "KiB/conn", "{:.1f}", False),
+                                     ("pss_before_kib", "PSS KiB", "{:.0f}", None)], order),
           file=out)
     names = [v[0] for v in push_variants]
     for scenario, rows in summary["push"].items():

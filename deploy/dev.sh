@@ -90,6 +90,7 @@ run_demo() {
 ==> pushgate demo: https://localhost:$port/ (self-signed certificate made on the spot)
     See the pushes:   nghttp -nv https://localhost:$port/
     Plain fetch:      curl -k --http2 https://localhost:$port/
+    HTTP/1.1:         curl -k --http1.1 https://localhost:$port/
     Stop with Ctrl-C.
 MSG
     exec build/pushgate --demo --tls-cert "$certs/demo.crt" --tls-key "$certs/demo.key" \

@@ -390,17 +390,18 @@ static int check_complete(struct pg_config *cfg, char *err, size_t err_len)
     return PG_OK;
 }
 
-int pg_config_parse(struct pg_config *cfg, int argc, char **argv, char *err, size_t err_len)
+int pg_config_parse(struct pg_config *cfg, int argc, char **argv, enum pg_config_action *action,
+                    char *err, size_t err_len)
 {
     set_defaults(cfg);
     optind = 0; /* GNU getopt: full re-initialisation, so repeated calls work */
     opterr = 0; /* we word the errors ourselves, on one line */
     int opt;
     while ((opt = getopt_long(argc, argv, ":l:u:hV", long_options, NULL)) != -1) {
-        if (opt == 'h')
-            return PG_CONFIG_HELP;
-        if (opt == 'V')
-            return PG_CONFIG_VERSION;
+        if (opt == 'h' || opt == 'V') {
+            *action = opt == 'h' ? PG_CONFIG_HELP : PG_CONFIG_VERSION;
+            return PG_OK;
+        }
         if (opt == '?')
             return fail(err, err_len, "unknown option '%s'", argv[optind - 1]);
         if (opt == ':')
@@ -411,7 +412,10 @@ int pg_config_parse(struct pg_config *cfg, int argc, char **argv, char *err, siz
     }
     if (optind < argc)
         return fail(err, err_len, "unexpected argument '%s'", argv[optind]);
-    return check_complete(cfg, err, err_len);
+    int result = check_complete(cfg, err, err_len);
+    if (result == PG_OK)
+        *action = PG_CONFIG_RUN;
+    return result;
 }
 
 void pg_config_usage(FILE *out)

@@ -166,12 +166,19 @@ static bool last_coding_chunked(const struct pg_header *f)
     return equals_ci(start, (size_t)(end - start), "chunked");
 }
 
+/* A request we answer ourselves: the status goes out through *status. */
+static int answer(int *status, int code)
+{
+    *status = code;
+    return code == 503 ? PG_ERR_NOMEM : PG_ERR_INVALID;
+}
+
 /* Builds the field views over the copied head: names lower-cased, values trimmed, every name
- * a token and every value clean. Returns 0 or the status to answer. */
-static int build_fields(struct h1_stream *st)
+ * a token and every value clean. Returns 0, or a pg_err code with the status to answer. */
+static int build_fields(struct h1_stream *st, int *status)
 {
     if (st->count && !(st->fields = calloc(st->count, sizeof(*st->fields))))
-        return 503;
+        return answer(status, 503);
     char *p = st->strings.data + strlen(st->strings.data) + 1; /* after the target */
     for (size_t i = 0; i < st->count; i++) {
         char *name = p;
@@ -184,7 +191,7 @@ static int build_fields(struct h1_stream *st)
         /* Names must be tokens (no whitespace before the colon); values free of controls
          * (http_parser lets NUL through). */
         if (!pg_headers_is_token(name, name_len) || !pg_headers_value_ok(value, value_len))
-            return 400;
+            return answer(status, 400);
         for (size_t c = 0; c < name_len; c++)
             if (name[c] >= 'A' && name[c] <= 'Z')
                 name[c] = (char)(name[c] - 'A' + 'a');
@@ -212,8 +219,8 @@ static void drop_connection_fields(struct h1_stream *st, bool drop_host)
 }
 
 /* The request-target: origin-form, "*", or absolute-form (whose authority replaces Host).
- * Returns 0 or the status to answer. */
-static int parse_target(struct h1_stream *st, bool *absolute)
+ * Returns 0, or a pg_err code with the status to answer. */
+static int parse_target(struct h1_stream *st, bool *absolute, int *status)
 {
     struct pg_request_head *head = &st->req.head;
     const char *target = st->strings.data;
@@ -227,11 +234,11 @@ static int parse_target(struct h1_stream *st, bool *absolute)
     http_parser_url_init(&u);
     if (http_parser_parse_url(target, len, 0, &u) != 0 || !(u.field_set & (1 << UF_SCHEMA)) ||
         !(u.field_set & (1 << UF_HOST)) || (u.field_set & (1 << UF_USERINFO)))
-        return 400;
+        return answer(status, 400);
     const char *scheme = target + u.field_data[UF_SCHEMA].off;
     if (!equals_ci(scheme, u.field_data[UF_SCHEMA].len, "http") &&
         !equals_ci(scheme, u.field_data[UF_SCHEMA].len, "https"))
-        return 400;
+        return answer(status, 400);
     size_t host_off = u.field_data[UF_HOST].off;
     size_t host_end = (u.field_set & (1 << UF_PORT))
                           ? (size_t)(u.field_data[UF_PORT].off + u.field_data[UF_PORT].len)
@@ -249,12 +256,12 @@ static int parse_target(struct h1_stream *st, bool *absolute)
     bool slash = path_len == 0 || rest[0] != '/';
     char *copy = malloc(path_len + 1); /* rest points into the buffer that may move */
     if (!copy)
-        return 503;
+        return answer(status, 503);
     memcpy(copy, rest, path_len);
     int added = pg_lines_add(&st->strings, "/", slash, "", copy, path_len);
     free(copy);
     if (added != PG_OK)
-        return 503;
+        return answer(status, 503);
     target = st->strings.data; /* may have moved: views are built after this */
     head->authority.value = target + host_off;
     head->path = (struct pg_header){NULL, 0, target + at, path_len + slash};
@@ -262,20 +269,19 @@ static int parse_target(struct h1_stream *st, bool *absolute)
     return 0;
 }
 
-/* The checks http_parser leaves to us, and the core's view of the request. Returns 0 or the
- * status to answer. */
-static int prepare_head(struct pg_h1 *h1, struct h1_stream *st, http_parser *p)
+/* The checks http_parser leaves to us, and the core's view of the request. Returns 0, or a
+ * pg_err code with the status to answer. */
+static int prepare_head(struct pg_h1 *h1, struct h1_stream *st, http_parser *p, int *status)
 {
     struct pg_request_head *head = &st->req.head;
     if (p->http_major != 1)
-        return 505;
+        return answer(status, 505);
     if (p->method == HTTP_CONNECT)
-        return 405;
+        return answer(status, 405);
     st->http_minor = p->http_minor;
     bool absolute;
-    int status = parse_target(st, &absolute);
-    if (status || (status = build_fields(st)))
-        return status;
+    if (parse_target(st, &absolute, status) != PG_OK || build_fields(st, status) != PG_OK)
+        return PG_ERR_INVALID;
     size_t hosts = 0;
     const struct pg_header *host = NULL;
     for (size_t i = 0; i < st->count; i++) {
@@ -283,17 +289,17 @@ static int prepare_head(struct pg_h1 *h1, struct h1_stream *st, http_parser *p)
         if (name_is(f, "host"))
             hosts++, host = f;
         if (name_is(f, "transfer-encoding") && !equals_ci(f->value, f->value_len, "chunked"))
-            return last_coding_chunked(f) ? 501 : 400; /* see last_coding_chunked */
+            return answer(status, last_coding_chunked(f) ? 501 : 400);
         if (name_is(f, "upgrade") && !equals_ci(f->value, f->value_len, "h2c"))
-            return 501; /* WebSocket and other upgrades are not proxied */
+            return answer(status, 501); /* WebSocket and other upgrades are not proxied */
         if (name_is(f, "expect")) {
             if (!equals_ci(f->value, f->value_len, "100-continue"))
-                return 417;
+                return answer(status, 417);
             st->expect_continue = st->http_minor >= 1;
         }
     }
     if (hosts > 1 || (hosts == 0 && st->http_minor >= 1))
-        return 400;
+        return answer(status, 400);
     drop_connection_fields(st, absolute);
     head->method =
         (struct pg_header){NULL, 0, http_method_str(p->method), strlen(http_method_str(p->method))};
@@ -310,7 +316,7 @@ static int prepare_head(struct pg_h1 *h1, struct h1_stream *st, http_parser *p)
         (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != UINT64_MAX);
     st->expect_continue = st->expect_continue && st->has_body;
     st->keep_alive = http_should_keep_alive(p);
-    return 0;
+    return PG_OK;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -320,8 +326,8 @@ static int on_headers_complete(http_parser *p)
     evtimer_del(h1->head_timer);
     if (add_piece(st, "", 0, false) != PG_OK) /* ends a trailing name without value */
         return refuse(h1, 503);
-    int status = prepare_head(h1, st, p);
-    if (status)
+    int status = 0;
+    if (prepare_head(h1, st, p, &status) != PG_OK)
         return refuse(h1, status);
     st->state = H1_PARKED;
     if (!st->keep_alive)

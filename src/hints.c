@@ -36,17 +36,18 @@ static void collect_link(struct pg_link_set *set, const struct pg_link *link, co
 {
     char path[PG_HINTS_MAX_PUSH_PATH];
     size_t len;
+    enum pg_url_origin origin;
     if (link->nopush) {
         set->hint_only = true;
         return;
     }
     int r = pg_url_resolve_same_origin(scheme, authority, base.value, base.value_len, link->target,
-                                       link->target_len, path, sizeof(path), &len);
-    if (r == PG_URL_CROSS_ORIGIN)
+                                       link->target_len, path, sizeof(path), &len, &origin);
+    if (r == PG_OK && origin == PG_URL_OTHER_ORIGIN)
         set->hint_only = true;
     /* "//x" is a legal :path, but many HTTP/1.1 servers read it as a host: never push it. */
-    if (r != PG_URL_OK || (len > 1 && path[1] == '/') || set_has_path(set, path, len) ||
-        set->target_count == PG_LEARN_MAX_TARGETS)
+    if (r != PG_OK || origin != PG_URL_SAME_ORIGIN || (len > 1 && path[1] == '/') ||
+        set_has_path(set, path, len) || set->target_count == PG_LEARN_MAX_TARGETS)
         return;
     size_t offset = set->paths.len;
     if (pg_lines_add(&set->paths, path, len, "", "", 0) != PG_OK)

@@ -88,7 +88,9 @@ int main(int argc, char **argv)
     unsigned started = 0;
 
     block_signals();
-    int action = pg_config_parse(&cfg, argc, argv, err, sizeof(err));
+    enum pg_config_action action;
+    if (pg_config_parse(&cfg, argc, argv, &action, err, sizeof(err)) != PG_OK)
+        return usage_error(err);
     if (action == PG_CONFIG_HELP) {
         pg_config_usage(stdout);
         return 0;
@@ -97,8 +99,6 @@ int main(int argc, char **argv)
         printf("pushgate %s (nghttp2 %s, %s)\n", PG_VERSION, NGHTTP2_VERSION, curl_version());
         return 0;
     }
-    if (action < 0)
-        return usage_error(err);
     pg_log_set_level(cfg.log_level);
     if (*cfg.tls_cert &&
         !(ssl_ctx = pg_tls_context_new(cfg.tls_cert, cfg.tls_key, err, sizeof(err))))

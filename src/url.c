@@ -169,11 +169,11 @@ static int fail(struct out *o, int rv)
 static int finish(struct out *o, size_t *out_len)
 {
     if (o->over || o->len >= o->cap)
-        return fail(o, PG_URL_TOO_LONG);
+        return fail(o, PG_ERR_TOO_LONG);
     o->p[o->len] = '\0';
     if (out_len)
         *out_len = o->len;
-    return PG_URL_OK;
+    return PG_OK;
 }
 
 static size_t left(const struct pin *in)
@@ -343,9 +343,9 @@ int pg_url_resolve(const char *base, size_t base_len, const char *ref, size_t re
     struct uri b, r, t;
     struct pin in;
     if (!clean(base, base_len) || !clean(ref, ref_len))
-        return fail(&o, PG_URL_INVALID);
+        return fail(&o, PG_ERR_INVALID);
     if (!split(base, base_len, &b) || !b.has_scheme || !split(ref, ref_len, &r))
-        return fail(&o, PG_URL_INVALID);
+        return fail(&o, PG_ERR_INVALID);
     bool dots = transform(&b, &r, &t, &in);
     compose(&o, &t, &in, dots);
     return finish(&o, out_len);
@@ -364,57 +364,73 @@ static long default_port(const char *scheme)
 static int parse_port(struct span s, long *port)
 {
     if (s.n == 0)
-        return PG_URL_OK;
+        return PG_OK;
     long v = 0;
     for (size_t k = 0; k < s.n; k++) {
         if (!is_digit(s.p[k]))
-            return PG_URL_INVALID;
+            return PG_ERR_INVALID;
         v = v * 10 + (s.p[k] - '0');
         if (v > 65535)
-            return PG_URL_INVALID;
+            return PG_ERR_INVALID;
     }
     *port = v;
-    return PG_URL_OK;
+    return PG_OK;
 }
 
-/* Userinfo makes a target cross-origin outright: pushing with someone's credentials in the
- * authority is never what the origin server asked for. */
+static bool has_userinfo(struct span a)
+{
+    return memchr(a.p, '@', a.n) != NULL;
+}
+
+/* An authority with userinfo has no host we compare (see same_origin). */
 static int parse_host(struct span a, long dflt, struct host *h)
 {
-    if (memchr(a.p, '@', a.n))
-        return PG_URL_CROSS_ORIGIN;
+    if (has_userinfo(a))
+        return PG_ERR_INVALID;
     size_t end = a.n;
     if (a.n > 0 && a.p[0] == '[') {
         const char *rb = memchr(a.p, ']', a.n);
         if (!rb)
-            return PG_URL_INVALID;
+            return PG_ERR_INVALID;
         end = (size_t)(rb - a.p) + 1;
     } else {
         end = upto(a.p, a.n, 0, ":");
     }
     if (end == 0 || (end < a.n && a.p[end] != ':'))
-        return PG_URL_INVALID;
+        return PG_ERR_INVALID;
     h->name = (struct span){a.p, end};
     h->port = dflt;
-    return end < a.n ? parse_port((struct span){a.p + end + 1, a.n - end - 1}, &h->port)
-                     : PG_URL_OK;
+    return end < a.n ? parse_port((struct span){a.p + end + 1, a.n - end - 1}, &h->port) : PG_OK;
 }
 
-static int same_origin(const char *scheme, const char *authority, const struct uri *r)
+/* Writes the verdict on r to *origin on PG_OK. Userinfo makes a target cross-origin outright:
+ * pushing with someone's credentials in the authority is never what the origin server asked
+ * for. */
+static int same_origin(const char *scheme, const char *authority, const struct uri *r,
+                       enum pg_url_origin *origin)
 {
-    if (r->has_scheme && !ieq(r->scheme, cstr(scheme)))
-        return PG_URL_CROSS_ORIGIN;
-    if (!r->has_auth)
-        return r->has_scheme ? PG_URL_INVALID : PG_URL_OK;
+    if (r->has_scheme && !ieq(r->scheme, cstr(scheme))) {
+        *origin = PG_URL_OTHER_ORIGIN;
+        return PG_OK;
+    }
+    if (!r->has_auth) {
+        if (r->has_scheme)
+            return PG_ERR_INVALID;
+        *origin = PG_URL_SAME_ORIGIN;
+        return PG_OK;
+    }
+    if (has_userinfo(r->auth)) {
+        *origin = PG_URL_OTHER_ORIGIN;
+        return PG_OK;
+    }
     long dflt = default_port(scheme);
     struct host ours, theirs;
-    int rv = parse_host(r->auth, dflt, &theirs);
-    if (rv != PG_URL_OK)
-        return rv;
-    if (parse_host(cstr(authority), dflt, &ours) != PG_URL_OK)
-        return PG_URL_INVALID;
-    return ieq(ours.name, theirs.name) && ours.port == theirs.port ? PG_URL_OK
-                                                                   : PG_URL_CROSS_ORIGIN;
+    if (parse_host(r->auth, dflt, &theirs) != PG_OK ||
+        parse_host(cstr(authority), dflt, &ours) != PG_OK)
+        return PG_ERR_INVALID;
+    *origin = ieq(ours.name, theirs.name) && ours.port == theirs.port ? PG_URL_SAME_ORIGIN
+                                                                      : PG_URL_OTHER_ORIGIN;
+    return PG_OK;
 }
 
 /* The base path is split by hand: a :path of "//x" is a path, not an authority. */
@@ -433,24 +449,34 @@ static bool base_uri(const char *p, size_t n, struct uri *b)
     return true;
 }
 
+/* A verdict without a path: out is emptied all the same, so it never holds a stale one. */
+static int verdict(struct out *o, enum pg_url_origin *origin, enum pg_url_origin v)
+{
+    *origin = v;
+    return fail(o, PG_OK);
+}
+
 int pg_url_resolve_same_origin(const char *scheme, const char *authority, const char *base_path,
                                size_t base_path_len, const char *ref, size_t ref_len, char *out,
-                               size_t out_cap, size_t *out_len)
+                               size_t out_cap, size_t *out_len, enum pg_url_origin *origin)
 {
     struct out o = {out, out_cap, 0, false, 0, false};
     struct uri b, r, t;
     struct pin in;
+    enum pg_url_origin v;
     if (!clean(ref, ref_len))
-        return fail(&o, PG_URL_INVALID);
+        return fail(&o, PG_ERR_INVALID);
     if (ref_len == 0 || ref[0] == '#')
-        return fail(&o, PG_URL_SELF);
+        return verdict(&o, origin, PG_URL_SELF);
     if (!scheme || !authority || !base_uri(base_path, base_path_len, &b))
-        return fail(&o, PG_URL_INVALID);
+        return fail(&o, PG_ERR_INVALID);
     if (!split(ref, ref_len, &r))
-        return fail(&o, PG_URL_INVALID);
-    int rv = same_origin(scheme, authority, &r);
-    if (rv != PG_URL_OK)
+        return fail(&o, PG_ERR_INVALID);
+    int rv = same_origin(scheme, authority, &r, &v);
+    if (rv != PG_OK)
         return fail(&o, rv);
+    if (v != PG_URL_SAME_ORIGIN)
+        return verdict(&o, origin, v);
     transform(&b, &r, &t, &in);
     /* Unlike §5.2.2, dots go from a kept base path too: the client's :path may carry them. */
     remove_dots(&o, &in);
@@ -460,5 +486,8 @@ int pg_url_resolve_same_origin(const char *scheme, const char *authority, const 
         addc(&o, '?');
         add(&o, t.query.p, t.query.n);
     }
-    return finish(&o, out_len);
+    rv = finish(&o, out_len);
+    if (rv == PG_OK)
+        *origin = PG_URL_SAME_ORIGIN;
+    return rv;
 }

@@ -64,10 +64,12 @@ enum pg_config_action {
     PG_CONFIG_VERSION = 2, /* --version was given */
 };
 
-/* Parses argv into cfg (defaults first). Returns a pg_config_action, or PG_ERR_INVALID with a
- * one-line description of what is wrong written to err. Uses getopt_long; resets its state, so
- * it may be called repeatedly (unit tests do). */
-int pg_config_parse(struct pg_config *cfg, int argc, char **argv, char *err, size_t err_len);
+/* Parses argv into cfg (defaults first). Returns PG_OK with what to do next in *action, or
+ * PG_ERR_INVALID with a one-line description of what is wrong written to err (*action is then
+ * left alone). Uses getopt_long; resets its state, so it may be called repeatedly (unit tests
+ * do). */
+int pg_config_parse(struct pg_config *cfg, int argc, char **argv, enum pg_config_action *action,
+                    char *err, size_t err_len);
 
 /* Parses "250ms", "5s", "2m", "1h" or a bare number of seconds into milliseconds. */
 bool pg_config_parse_duration(const char *text, unsigned *ms);

@@ -1,45 +1,51 @@
 /* RFC 3986 §5 reference resolution and the same-origin test the proxy applies to Link targets.
  *
  * Allocation-free: results are written into a caller buffer, and every function reports
- * PG_URL_TOO_LONG instead of truncating, so a cut-off path is never pushed. */
+ * PG_ERR_TOO_LONG instead of truncating, so a cut-off path is never pushed. Both functions
+ * return 0 or a negative enum pg_err; the same-origin verdict goes through an out-parameter. */
 #ifndef PUSHGATE_URL_H
 #define PUSHGATE_URL_H
 
+#include "pushgate/common.h"
+
 #include <stddef.h>
 
-enum pg_url_result {
-    PG_URL_OK = 0,
-    PG_URL_CROSS_ORIGIN = -1,
-    PG_URL_INVALID = -2,
-    PG_URL_TOO_LONG = -3,
-    PG_URL_SELF = -4
+/* What a Link target is to the response it came on (see pg_url_resolve_same_origin). */
+enum pg_url_origin {
+    PG_URL_SAME_ORIGIN,  /* our scheme and authority: its origin-form path was written to out */
+    PG_URL_OTHER_ORIGIN, /* another origin (or userinfo): it may be hinted, never pushed */
+    PG_URL_SELF,         /* empty or fragment-only: the response itself */
 };
 
 /* RFC 3986 §5.2 (strict) resolution of ref against the absolute URI base (lengths given, not
  * NUL-terminated); writes the NUL-terminated target URI (fragment of ref kept) to out and its
- * length, without the NUL, to *out_len (which may be NULL). Returns PG_URL_OK, PG_URL_INVALID
+ * length, without the NUL, to *out_len (which may be NULL). Returns PG_OK, PG_ERR_INVALID
  * (base without a scheme, an unparsable scheme, or a byte not allowed in a URI in either
- * input) or PG_URL_TOO_LONG. As the RFC says, a base path is used as is when ref has no path. */
+ * input) or PG_ERR_TOO_LONG; on an error out is emptied (when out_cap > 0) and *out_len left
+ * alone. As the RFC says, a base path is used as is when ref has no path. */
 int pg_url_resolve(const char *base, size_t base_len, const char *ref, size_t ref_len, char *out,
                    size_t out_cap, size_t *out_len);
 
 /* The proxy's question: ref is a Link target on the response to scheme://authority + base_path
  * (scheme and authority NUL-terminated; base_path = the request's :path, origin-form, starts
- * with '/', may have a query). On success writes the resolved origin-form path ("/path" +
- * optional "?query", dot-segments removed, fragment dropped) NUL-terminated to out, its length
- * to *out_len (may be NULL), and returns PG_URL_OK.
+ * with '/', may have a query). Returns PG_OK with the verdict in *origin (which must not be
+ * NULL), or an error with *origin left alone. Only for PG_URL_SAME_ORIGIN does it write the
+ * resolved origin-form path ("/path" + optional "?query", dot-segments removed, fragment
+ * dropped) NUL-terminated to out and its length to *out_len (may be NULL); in every other case
+ * out is emptied (when out_cap > 0) and *out_len left alone.
  *
  * PG_URL_SELF for an empty reference or one that is only a fragment (a ref that merely
- * resolves to the base path is PG_URL_OK: the caller decides). PG_URL_CROSS_ORIGIN when scheme
- * or authority differs (scheme and host case-insensitive; an explicit default port 80 for http
- * or 443 for https, or an empty port, equals none; userinfo in the target makes it
- * cross-origin; a scheme other than ours, e.g. "data:", too). PG_URL_INVALID for unparsable
- * refs, an http(s) ref without authority ("http:x"), an empty host, a bad port, a base_path
- * not starting with '/' or containing '#', and bytes not allowed in a URI (CTL, space, '"',
- * '<', '>', '\\', '^', '`', '{', '|', '}', non-ASCII) in ref or base_path. PG_URL_TOO_LONG when
- * out_cap is too small. Dot-segments are removed from the base path too when ref keeps it. */
+ * resolves to the base path is PG_URL_SAME_ORIGIN: the caller decides). PG_URL_OTHER_ORIGIN
+ * when scheme or authority differs (scheme and host case-insensitive; an explicit default port
+ * 80 for http or 443 for https, or an empty port, equals none; userinfo in the target makes it
+ * cross-origin; a scheme other than ours, e.g. "data:", too). Neither needs room in out.
+ * PG_ERR_INVALID for unparsable refs, an http(s) ref without authority ("http:x"), an empty
+ * host, a bad port, a base_path not starting with '/' or containing '#', and bytes not allowed
+ * in a URI (CTL, space, '"', '<', '>', '\\', '^', '`', '{', '|', '}', non-ASCII) in ref or
+ * base_path. PG_ERR_TOO_LONG when out_cap is too small for a same-origin path. Dot-segments are
+ * removed from the base path too when ref keeps it. */
 int pg_url_resolve_same_origin(const char *scheme, const char *authority, const char *base_path,
                                size_t base_path_len, const char *ref, size_t ref_len, char *out,
-                               size_t out_cap, size_t *out_len);
+                               size_t out_cap, size_t *out_len, enum pg_url_origin *origin);
 
 #endif

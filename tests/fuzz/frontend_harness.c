@@ -1,4 +1,5 @@
 #include "frontend_harness.h"
+#include "pushgate/common.h"
 #include "pushgate/config.h"
 #include "pushgate/conn.h"
 #include "pushgate/h1.h"
@@ -25,7 +26,9 @@ static int setup(void)
                     "--log-level", "error", "--upstream-connect-timeout",
                     "100ms",       NULL};
     char err[256];
-    if (pg_config_parse(&cfg, 7, argv, err, sizeof(err)) != 0)
+    enum pg_config_action action;
+    if (pg_config_parse(&cfg, 7, argv, &action, err, sizeof(err)) != PG_OK ||
+        action != PG_CONFIG_RUN)
         return -1;
     return pg_worker_init(&worker, 0, &cfg, NULL, &protocols, NULL, 0);
 }

@@ -26,9 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(pg_link_as_name(l->as) != NULL);
         char out[2048];
         size_t out_len = 0;
+        enum pg_url_origin origin;
         int r = pg_url_resolve_same_origin("https", "example.com", "/dir/page?q=1", 13, l->target,
-                                           l->target_len, out, sizeof out, &out_len);
-        if (r == PG_URL_OK) {
+                                           l->target_len, out, sizeof out, &out_len, &origin);
+        assert(r == PG_OK || r == PG_ERR_INVALID || r == PG_ERR_TOO_LONG);
+        if (r == PG_OK && origin == PG_URL_SAME_ORIGIN) {
             assert(out_len < sizeof out && out[out_len] == '\0' && out[0] == '/');
             assert(strchr(out, '#') == NULL);
             char *query = strchr(out, '?');

@@ -9,7 +9,7 @@
 
 struct parse_case {
     const char *args[MAX_ARGS]; /* NULL-terminated, without argv[0] */
-    int expect;                 /* pg_config_action or PG_ERR_INVALID */
+    int expect;                 /* pg_config_action or PG_ERR_INVALID (as run_parse folds them) */
     const char *err_contains;   /* for errors: part of the one-line message */
 };
 
@@ -63,7 +63,14 @@ static int run_parse(const char *const *args, struct pg_config *cfg, char *err, 
     while (argc <= MAX_ARGS && args[argc - 1])
         argv[argc] = (char *)args[argc - 1], argc++;
     argv[argc] = NULL;
-    return pg_config_parse(cfg, argc, argv, err, len);
+    const enum pg_config_action unset = (enum pg_config_action)77;
+    enum pg_config_action action = unset;
+    int rv = pg_config_parse(cfg, argc, argv, &action, err, len);
+    if (rv != PG_OK) {
+        CHECK(rv == PG_ERR_INVALID && action == unset, "rv=%d action=%d", rv, (int)action);
+        return rv;
+    }
+    return (int)action;
 }
 
 static void test_table(void)

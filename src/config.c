@@ -43,6 +43,11 @@ enum long_only_option {
     OPT_ABUSE_BUDGET,
     OPT_ABUSE_REFILL,
     OPT_MAX_UPSTREAM_PER_CONNECTION,
+    OPT_SHUTDOWN_TIMEOUT,
+    OPT_METRICS_LISTEN,
+    OPT_ACCESS_LOG,
+    OPT_ACCESS_LOG_FORMAT,
+    OPT_CHECK,
 };
 
 static const struct option long_options[] = {
@@ -80,6 +85,11 @@ static const struct option long_options[] = {
     {"abuse-budget", required_argument, NULL, OPT_ABUSE_BUDGET},
     {"abuse-refill", required_argument, NULL, OPT_ABUSE_REFILL},
     {"max-upstream-per-connection", required_argument, NULL, OPT_MAX_UPSTREAM_PER_CONNECTION},
+    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"access-log-format", required_argument, NULL, OPT_ACCESS_LOG_FORMAT},
+    {"check", no_argument, NULL, OPT_CHECK},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -111,6 +121,7 @@ static void set_defaults(struct pg_config *cfg)
     cfg->push_learn_size = 1024;
     cfg->push_learn_ttl_ms = 10 * 60 * 1000;
     cfg->push_cache_digest_max_age_ms = 7 * 24 * 3600 * 1000U;
+    cfg->shutdown_timeout_ms = 30 * 1000;
 }
 
 static int fail(char *err, size_t err_len, const char *fmt, ...)
@@ -347,6 +358,26 @@ static int apply_option(struct pg_config *cfg, int opt, const char *arg, char *e
     case OPT_EARLY_HINTS_HTTP1:
         cfg->early_hints_http1 = true;
         return PG_OK;
+    case OPT_SHUTDOWN_TIMEOUT:
+        return parse_timeout(arg, "--shutdown-timeout", &cfg->shutdown_timeout_ms, err, err_len);
+    case OPT_METRICS_LISTEN:
+        if (!split_host_port(arg, cfg->metrics_listen.host, sizeof(cfg->metrics_listen.host),
+                             cfg->metrics_listen.port, sizeof(cfg->metrics_listen.port)))
+            return fail(err, err_len, "--metrics-listen '%s': expected HOST:PORT or [IPV6]:PORT",
+                        arg);
+        cfg->metrics_enabled = true;
+        return PG_OK;
+    case OPT_ACCESS_LOG:
+        return copy_path(cfg->access_log, sizeof(cfg->access_log), arg, "--access-log", err,
+                         err_len);
+    case OPT_ACCESS_LOG_FORMAT:
+        if (strcmp(arg, "combined") != 0 && strcmp(arg, "json") != 0)
+            return fail(err, err_len, "--access-log-format '%s': expected combined or json", arg);
+        cfg->access_log_json = strcmp(arg, "json") == 0;
+        return PG_OK;
+    case OPT_CHECK:
+        cfg->check_only = true;
+        return PG_OK;
     case OPT_PUSH_LEARN:
     case OPT_NO_PUSH_LEARN:
         cfg->push_learn = opt == OPT_PUSH_LEARN;
@@ -531,6 +562,15 @@ void pg_config_usage(FILE *out)
           "        this browser, and do not push it again on later connections. Off by default.\n"
           "    --push-cache-digest-max-age DURATION\n"
           "        Lifetime of that cookie. Default 168h.\n"
+          "    --shutdown-timeout DURATION\n"
+          "        On SIGTERM or SIGINT pushgate drains: listeners close, HTTP/2 clients get\n"
+          "        GOAWAY, HTTP/1.1 connections close after their current response, requests\n"
+          "        and pushes in flight finish; it exits when the last one ends or after\n"
+          "        DURATION, whichever comes first. Default 30s.\n"
+          "    --check\n"
+          "        Validate the flags, read the certificate and key, resolve the listen\n"
+          "        addresses and the upstream, print 'pushgate: configuration OK' and exit 0\n"
+          "        (or the usual one-line error and exit 2). Nothing is bound or started.\n"
           "    --log-level error|warn|info|debug\n"
           "        Default info.\n"
           "    -h, --help\n"
@@ -540,6 +580,10 @@ void pg_config_usage(FILE *out)
           "\n"
           "DURATIONS\n"
           "    A number with a unit: 250ms, 5s, 2m, 1h; a bare number means seconds.\n"
+          "\n"
+          "SIGNALS\n"
+          "    SIGTERM, SIGINT  drain (see --shutdown-timeout), then exit 0.\n"
+          "    SIGUSR1          reopen the access log.\n"
           "\n"
           "EXIT STATUS\n"
           "    0 after a clean shutdown (SIGINT or SIGTERM); 1 on a runtime failure; 2 when a\n"

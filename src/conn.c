@@ -125,13 +125,21 @@ static bool flush_or_close(struct pg_conn *conn)
     return true;
 }
 
-void pg_conn_shutdown(struct pg_conn *conn)
+static void shutdown_idle(struct pg_conn *conn)
 {
-    if (!conn->session) {
+    conn->proto->shutdown(conn->session);
+    flush_or_close(conn);
+}
+
+void pg_conn_drain(struct pg_conn *conn)
+{
+    if (conn->state == PG_CONN_LINGERING)
+        return; /* closing already */
+    if (!conn->session || conn->state == PG_CONN_HANDSHAKE) {
         pg_conn_free(conn);
         return;
     }
-    conn->proto->shutdown(conn->session);
+    conn->proto->drain(conn->session);
     flush_or_close(conn);
 }
 
@@ -146,7 +154,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     pg_log_debug("client %s: idle timeout", conn->client_addr);
-    pg_conn_shutdown(conn); /* HTTP/2: GOAWAY(NO_ERROR); closes once it is written */
+    shutdown_idle(conn); /* HTTP/2: GOAWAY(NO_ERROR); closes once it is written */
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)

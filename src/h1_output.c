@@ -179,8 +179,8 @@ static int submit_head(struct pg_request *req, const struct pg_response *resp)
         st->framing = H1_FRAME_CHUNKED;
     else
         st->framing = H1_FRAME_CLOSE; /* HTTP/1.0 knows no chunks: the close ends the body */
-    if (st->framing == H1_FRAME_CLOSE || h1->state == H1_CLOSING)
-        st->keep_alive = false;
+    if (st->framing == H1_FRAME_CLOSE || h1->state != H1_OPEN)
+        st->keep_alive = false; /* the last response of this connection says so */
     add_status_line(out, resp->status);
     for (size_t i = 0; i < resp->count; i++)
         add_field(out, &resp->fields[i]);

@@ -570,6 +570,7 @@ const struct pg_protocol pg_h1_protocol = {
     .ready = h1_ready,
     .idle = h1_idle,
     .shutdown = h1_shutdown,
+    .drain = h1_shutdown, /* both: finish the request being answered, then close */
     .finished = h1_finished,
     .free = h1_free,
     .read_blocked = h1_read_blocked,

@@ -13,6 +13,7 @@
 #include "pushgate/proxy.h"
 #include "pushgate/push.h"
 
+#include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,7 @@ struct pg_h2 {
     struct pg_abuse_budget budget;   /* see abuse.h */
     bool calm;                       /* budget exhausted: GOAWAY(ENHANCE_YOUR_CALM) */
     bool client_goaway;              /* the client sent GOAWAY: no more promises */
+    struct event *drain_ev;          /* draining: the final GOAWAY follows the notice */
 };
 
 static inline struct h2_stream *h2_stream_of_req(const struct pg_request *req)

@@ -310,6 +310,8 @@ static void h2_free(void *session)
     while (!TAILQ_EMPTY(&h2->streams))
         h2_stream_release(TAILQ_FIRST(&h2->streams), true);
     nghttp2_session_del(h2->session);
+    if (h2->drain_ev)
+        event_free(h2->drain_ev);
     pg_proxy_conn_clear(&h2->pc);
     free(h2);
 }
@@ -374,6 +376,37 @@ static void h2_shutdown(void *session)
     nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
 }
 
+/* The notice's GOAWAY (last stream id 2^31-1) had a round trip to arrive: requests the client
+ * sent before reading it are already here; the final GOAWAY names the last one we take, and
+ * the connection closes once every stream has finished. */
+#define DRAIN_NOTICE_MS 1000
+
+static void on_drain_notice_sent(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_h2 *h2 = arg;
+    nghttp2_submit_goaway(h2->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h2->session), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    h2->env->wake(h2->env->conn);
+}
+
+static void h2_drain(void *session)
+{
+    struct pg_h2 *h2 = session;
+    if (h2->drain_ev)
+        return;
+    if (TAILQ_EMPTY(&h2->streams) || !(h2->drain_ev = evtimer_new(h2->env->proxy.base,
+                                                                 on_drain_notice_sent, h2))) {
+        h2_shutdown(h2); /* nothing in flight (or no timer): one GOAWAY ends it */
+        return;
+    }
+    nghttp2_submit_shutdown_notice(h2->session);
+    struct timeval tv = pg_timeval_ms(DRAIN_NOTICE_MS);
+    evtimer_add(h2->drain_ev, &tv);
+}
+
 static bool h2_finished(const void *session)
 {
     const struct pg_h2 *h2 = session;
@@ -388,6 +421,7 @@ const struct pg_protocol pg_h2_protocol = {
     .ready = h2_ready,
     .idle = h2_idle,
     .shutdown = h2_shutdown,
+    .drain = h2_drain,
     .finished = h2_finished,
     .free = h2_free,
     .read_blocked = NULL,

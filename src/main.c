@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -54,25 +57,92 @@ static void announce_listeners(const struct pg_config *cfg)
     }
 }
 
-static void wait_for_signal(void)
+static void handled_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1);
+}
+
+/* Waits for SIGTERM or SIGINT, serving the other signals meanwhile; returns the one that
+ * ends the run. */
+static int wait_for_signal(void)
 {
     sigset_t set;
     int sig;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigwait(&set, &sig);
-    pg_log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    handled_signals(&set);
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1)
+            continue; /* the access log reopens here (not configured) */
+        return sig;
+    }
 }
 
 static void block_signals(void)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    handled_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by workers: only main takes them */
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* Drains every worker (listeners close, connections finish what is in flight) and waits for
+ * them until --shutdown-timeout; the rest are closed by pg_worker_stop. */
+static void drain(const struct pg_config *cfg, struct pg_worker *workers, unsigned count)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += cfg->shutdown_timeout_ms / 1000;
+    deadline.tv_nsec += (long)(cfg->shutdown_timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    for (unsigned i = 0; i < count; i++)
+        pg_worker_drain(&workers[i]);
+    unsigned late = 0;
+    for (unsigned i = 0; i < count; i++)
+        late += !pg_worker_wait(&workers[i], &deadline);
+    if (late)
+        pg_log_warn("shutdown timeout (%ums): closing what %u worker(s) still had open",
+                    cfg->shutdown_timeout_ms, late);
+}
+
+/* --check: what start-up would refuse, without binding or starting anything. */
+static int check_config(const struct pg_config *cfg, char *err, size_t err_len)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    for (size_t a = 0; a <= cfg->listen_count; a++) {
+        const struct pg_listen_addr *l = a < cfg->listen_count ? &cfg->listen[a]
+                                         : cfg->metrics_enabled ? &cfg->metrics_listen
+                                                                : NULL;
+        if (!l)
+            break;
+        int rc = getaddrinfo(l->host, l->port, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, err_len, "%s %s:%s: %s",
+                     a < cfg->listen_count ? "--listen" : "--metrics-listen", l->host, l->port,
+                     gai_strerror(rc));
+            return PG_ERR_INVALID;
+        }
+        freeaddrinfo(res);
+    }
+    if (!cfg->demo) {
+        char port[8];
+        snprintf(port, sizeof(port), "%u", cfg->upstream_port);
+        hints.ai_flags = AI_NUMERICSERV;
+        int rc = getaddrinfo(cfg->upstream_host, port, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, err_len, "--upstream %s: %s", cfg->upstream_origin, gai_strerror(rc));
+            return PG_ERR_INVALID;
+        }
+        freeaddrinfo(res);
+    }
+    return PG_OK;
 }
 
 int main(int argc, char **argv)
@@ -103,6 +173,13 @@ int main(int argc, char **argv)
     if (*cfg.tls_cert &&
         !(ssl_ctx = pg_tls_context_new(cfg.tls_cert, cfg.tls_key, err, sizeof(err))))
         return usage_error(err);
+    if (cfg.check_only) {
+        SSL_CTX_free(ssl_ctx);
+        if (check_config(&cfg, err, sizeof(err)) != PG_OK)
+            return usage_error(err);
+        printf("pushgate: configuration OK\n");
+        return 0;
+    }
     if (bind_all(&cfg, fds, err, sizeof(err)) != PG_OK) {
         SSL_CTX_free(ssl_ctx);
         return usage_error(err);
@@ -132,7 +209,10 @@ int main(int argc, char **argv)
         }
     }
     announce_listeners(&cfg);
-    wait_for_signal();
+    int sig = wait_for_signal();
+    pg_log_info("received %s: draining (at most %ums)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                cfg.shutdown_timeout_ms);
+    drain(&cfg, workers, started);
     status = EXIT_SUCCESS;
 out:
     for (unsigned i = 0; i < started; i++) {

@@ -96,12 +96,15 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
     pg_worker_accept(arg, fd, addr);
 }
 
-/* A connection is being freed: it leaves the list, and accepting may resume. */
+/* A connection is being freed: it leaves the list, and accepting may resume (or, draining,
+ * the last one ends the loop). */
 static void on_conn_closed(struct pg_conn *conn, void *arg)
 {
     struct pg_worker *w = arg;
     TAILQ_REMOVE(&w->conns, conn, link);
     w->conn_count--;
+    if (w->draining && w->conn_count == 0)
+        event_base_loopexit(w->base, NULL);
     if (w->conn_count < w->max_conns && w->listener_count && !evtimer_pending(w->backoff_ev, NULL))
         set_listening(w, true);
 }
@@ -128,6 +131,31 @@ static void on_accept_error(struct evconnlistener *listener, void *arg)
     set_listening(w, false);
     struct timeval tv = {0, 100 * 1000};
     evtimer_add(w->backoff_ev, &tv);
+}
+
+static void close_listeners(struct pg_worker *w)
+{
+    for (size_t i = 0; i < w->listener_count; i++)
+        evconnlistener_free(w->listeners[i]);
+    w->listener_count = 0; /* closing connections must not re-enable them */
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_worker *w = arg;
+    if (w->draining)
+        return;
+    w->draining = true;
+    close_listeners(w);
+    struct pg_conn *conn, *next;
+    for (conn = TAILQ_FIRST(&w->conns); conn; conn = next) {
+        next = TAILQ_NEXT(conn, link);
+        pg_conn_drain(conn); /* may free conn (never another one) */
+    }
+    if (w->conn_count == 0)
+        event_base_loopexit(w->base, NULL);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -158,9 +186,10 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
     if (!w->base)
         return PG_ERR_LIBRARY;
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
     w->backoff_ev = evtimer_new(w->base, on_backoff_over, w);
     w->scratch = evbuffer_new();
-    if (!w->stop_ev || !w->backoff_ev || !w->scratch)
+    if (!w->stop_ev || !w->drain_ev || !w->backoff_ev || !w->scratch)
         return PG_ERR_LIBRARY;
     w->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
     w->listening = true;
@@ -210,17 +239,43 @@ int pg_worker_start(struct pg_worker *w)
 
 void pg_worker_stop(struct pg_worker *w)
 {
+    if (w->joined)
+        return;
     /* An activated event survives until the loop runs it; a loopbreak issued before the
      * thread entered its loop would be forgotten. */
     event_active(w->stop_ev, EV_READ, 0);
     pthread_join(w->thread, NULL);
+    w->joined = true;
+}
+
+void pg_worker_drain(struct pg_worker *w)
+{
+    event_active(w->drain_ev, EV_READ, 0);
+}
+
+bool pg_worker_wait(struct pg_worker *w, const struct timespec *deadline)
+{
+    if (w->joined)
+        return true;
+    /* pthread_timedjoin_np measures against CLOCK_REALTIME: convert the monotonic deadline. */
+    struct timespec now_mono, now_real;
+    clock_gettime(CLOCK_MONOTONIC, &now_mono);
+    clock_gettime(CLOCK_REALTIME, &now_real);
+    long long left_ns = (deadline->tv_sec - now_mono.tv_sec) * 1000000000LL +
+                        (deadline->tv_nsec - now_mono.tv_nsec);
+    if (left_ns < 0)
+        left_ns = 0;
+    long long abs_ns = now_real.tv_sec * 1000000000LL + now_real.tv_nsec + left_ns;
+    struct timespec until = {(time_t)(abs_ns / 1000000000LL), (long)(abs_ns % 1000000000LL)};
+    if (pthread_timedjoin_np(w->thread, NULL, &until) != 0)
+        return false;
+    w->joined = true;
+    return true;
 }
 
 void pg_worker_free(struct pg_worker *w)
 {
-    for (size_t i = 0; i < w->listener_count; i++)
-        evconnlistener_free(w->listeners[i]);
-    w->listener_count = 0; /* closing connections below must not re-enable them */
+    close_listeners(w);
     while (!TAILQ_EMPTY(&w->conns))
         pg_conn_free(TAILQ_FIRST(&w->conns));
     /* A bufferevent freed while one of its deferred callbacks was queued is only released
@@ -231,6 +286,8 @@ void pg_worker_free(struct pg_worker *w)
     pg_learn_free(w->learn);
     if (w->stop_ev)
         event_free(w->stop_ev);
+    if (w->drain_ev)
+        event_free(w->drain_ev);
     if (w->backoff_ev)
         event_free(w->backoff_ev);
     if (w->scratch)

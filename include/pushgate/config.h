@@ -56,6 +56,13 @@ struct pg_config {
     bool push_learn_private; /* learn from private responses / authorized requests too */
     bool push_cache_digest;  /* the pg_pushed cookie */
     unsigned push_cache_digest_max_age_ms;
+    /* Operations. */
+    unsigned shutdown_timeout_ms;         /* longest drain after SIGTERM/SIGINT */
+    bool metrics_enabled;                 /* --metrics-listen given */
+    struct pg_listen_addr metrics_listen; /* /metrics, /healthz, /readyz */
+    char access_log[4096];                /* "" off, "-" stdout */
+    bool access_log_json;                 /* json lines, else combined */
+    bool check_only;                      /* --check: validate and exit */
 };
 
 enum pg_config_action {

@@ -62,8 +62,9 @@ struct pg_conn *pg_conn_new(const struct pg_conn_owner *owner, evutil_socket_t f
                             const struct sockaddr *addr);
 /* Starts reading (and the handshake deadline). May free conn (calling closed). */
 void pg_conn_start(struct pg_conn *conn);
-/* Graceful end (drain): the protocol finishes what is open and the connection closes. */
-void pg_conn_shutdown(struct pg_conn *conn);
+/* Graceful end (drain): requests in flight finish, then the connection closes; a connection
+ * still in its handshake closes at once. May free conn. */
+void pg_conn_drain(struct pg_conn *conn);
 void pg_conn_free(struct pg_conn *conn);
 
 #endif

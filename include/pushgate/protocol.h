@@ -41,8 +41,11 @@ struct pg_protocol {
     bool (*ready)(const void *session);
     /* No request is open: the idle clock may run. */
     bool (*idle)(const void *session);
-    /* Graceful end: finish what is open, accept nothing new. */
+    /* Idle end (the idle timeout): nothing is open; tell the client and close. */
     void (*shutdown)(void *session);
+    /* Graceful end (drain): requests in flight finish, no new one is accepted (HTTP/2: the
+     * two-step GOAWAY of RFC 9113 §6.8; HTTP/1.1: close after the current response). */
+    void (*drain)(void *session);
     /* Neither wants to read nor to write: close once the output drained. */
     bool (*finished)(const void *session);
     /* Cancels every upstream exchange and frees the session. */

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 #include <sys/queue.h>
 
 struct event_base;
@@ -27,7 +28,10 @@ struct pg_worker {
     const struct pg_config *cfg;
     SSL_CTX *ssl_ctx; /* borrowed from main; NULL for h2c */
     struct event_base *base;
-    struct event *stop_ev; /* activated by main to end the loop */
+    struct event *stop_ev;  /* activated by main to end the loop */
+    struct event *drain_ev; /* activated by main to drain (SIGTERM) */
+    bool draining;          /* listeners closed; the loop ends with the last connection */
+    bool joined;            /* the thread was joined */
     struct pg_upstream *upstream;
     struct pg_learn *learn; /* links learned from this worker's responses; NULL when off */
     struct evconnlistener *listeners[PG_MAX_LISTENERS];
@@ -49,8 +53,14 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
                    size_t count);
 /* Runs the loop on a new thread until pg_worker_stop. Returns 0 or PG_ERR_LIBRARY. */
 int pg_worker_start(struct pg_worker *w);
-/* Thread-safe: asks the loop to end; then joins the thread. */
+/* Thread-safe: asks the loop to end; then joins the thread (unless pg_worker_wait did). */
 void pg_worker_stop(struct pg_worker *w);
+/* Thread-safe: closes the listeners and lets every connection finish what it has in flight
+ * (pg_conn_drain); the loop ends when the last connection is gone. */
+void pg_worker_drain(struct pg_worker *w);
+/* Waits until the worker's loop ended or the monotonic deadline passed; true when it ended
+ * (the thread is joined then). */
+bool pg_worker_wait(struct pg_worker *w, const struct timespec *deadline);
 /* Closes every connection and frees everything the worker owns. */
 void pg_worker_free(struct pg_worker *w);
 

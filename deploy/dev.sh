@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
           libnghttp2-dev libevent-dev libcurl4-openssl-dev libmimalloc-dev libssl-dev
           libhttp-parser-dev nghttp2-client curl openssl nginx-light python3 iproute2 procps
-          nghttp2-proxy h2o haproxy apache2-utils)
+          nghttp2-proxy h2o haproxy apache2-utils prometheus)
 
 install_missing() {
     local missing=()
@@ -25,7 +25,7 @@ install_missing() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
     # Debian starts these services on install; the tests and benchmarks run their own.
-    for service in nginx h2o haproxy nghttpx; do
+    for service in nginx h2o haproxy nghttpx prometheus; do
         "${sudo[@]}" service "$service" stop >/dev/null 2>&1 || true
     done
 }

@@ -27,6 +27,8 @@ void pg_conn_free(struct pg_conn *conn)
 {
     if (conn->session)
         conn->proto->free(conn->session);
+    if (conn->proto)
+        pg_count(&conn->owner->counters->connections_closed[conn->proto->metric], 1);
     event_del(&conn->flush_ev);
     event_del(&conn->timer_ev);
     if (conn->bev) {
@@ -168,6 +170,8 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 static bool start_protocol(struct pg_conn *conn, const struct pg_protocol *proto)
 {
     conn->proto = proto;
+    conn->env.proxy.protocol = proto->metric;
+    pg_count(&conn->owner->counters->connections_total[proto->metric], 1);
     conn->session = proto->create(&conn->env);
     if (!conn->session) {
         pg_conn_free(conn);
@@ -337,7 +341,9 @@ struct pg_conn *pg_conn_new(const struct pg_conn_owner *owner, evutil_socket_t f
                   .learn = owner->learn,
                   .scratch = owner->scratch,
                   .client_addr = conn->client_addr,
-                  .tls = owner->ssl_ctx != NULL},
+                  .tls = owner->ssl_ctx != NULL,
+                  .counters = owner->counters,
+                  .access_log = owner->access_log},
         .input = bufferevent_get_input(bev),
         .output = bufferevent_get_output(bev),
         .wake = wake,

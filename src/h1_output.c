@@ -58,10 +58,13 @@ static void write_error(struct h1_stream *st)
                         strlen(reason) + 1, reason);
     st->output = H1_OUT_DONE;
     st->keep_alive = false;
+    st->req.status = st->error; /* counted and logged when the stream goes */
+    st->req.body_bytes = strlen(reason) + 1;
 }
 
 void h1_refuse_active(struct h1_stream *st, int status)
 {
+    st->req.status = status;          /* its log line says what it got */
     pg_request_clear(&st->req, true); /* cancels an exchange it may have started */
     st->error = status;
     write_error(st);

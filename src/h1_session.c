@@ -67,6 +67,7 @@ static struct h1_stream *stream_new(struct pg_h1 *h1)
         return NULL;
     }
     st->h1 = h1;
+    st->req.protocol = "HTTP/1.1";
     TAILQ_INSERT_TAIL(&h1->streams, st, link);
     h1->stream_count++;
     return st;
@@ -279,6 +280,7 @@ static int prepare_head(struct pg_h1 *h1, struct h1_stream *st, http_parser *p, 
     if (p->method == HTTP_CONNECT)
         return answer(status, 405);
     st->http_minor = p->http_minor;
+    st->req.protocol = p->http_minor ? "HTTP/1.1" : "HTTP/1.0";
     bool absolute;
     if (parse_target(st, &absolute, status) != PG_OK || build_fields(st, status) != PG_OK)
         return PG_ERR_INVALID;
@@ -564,6 +566,7 @@ static bool h1_read_blocked(const void *session)
 
 const struct pg_protocol pg_h1_protocol = {
     .name = "http/1.1",
+    .metric = PG_METRIC_HTTP1,
     .create = h1_create,
     .recv = h1_recv,
     .flush = h1_flush,

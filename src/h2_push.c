@@ -37,6 +37,6 @@ int h2_push(struct pg_request *parent_req, struct pg_pushed_request *pushed)
         h2_stream_free(st);
         return PG_ERR_LIBRARY;
     }
-    pg_request_start_pushed(&st->req, pushed);
+    pg_request_start_pushed(&st->req, pushed, parent_req);
     return PG_OK;
 }

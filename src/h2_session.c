@@ -216,8 +216,10 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     struct h2_stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
     if (!st)
         return 0;
-    if (error_code != NGHTTP2_NO_ERROR)
+    if (error_code != NGHTTP2_NO_ERROR) {
         pg_log_debug("stream %d closed with error %u", stream_id, error_code);
+        st->req.client_reset = error_code == NGHTTP2_CANCEL || error_code == NGHTTP2_REFUSED_STREAM;
+    }
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     h2_stream_free(st);
     return 0;
@@ -397,8 +399,8 @@ static void h2_drain(void *session)
     struct pg_h2 *h2 = session;
     if (h2->drain_ev)
         return;
-    if (TAILQ_EMPTY(&h2->streams) || !(h2->drain_ev = evtimer_new(h2->env->proxy.base,
-                                                                 on_drain_notice_sent, h2))) {
+    if (TAILQ_EMPTY(&h2->streams) ||
+        !(h2->drain_ev = evtimer_new(h2->env->proxy.base, on_drain_notice_sent, h2))) {
         h2_shutdown(h2); /* nothing in flight (or no timer): one GOAWAY ends it */
         return;
     }
@@ -415,6 +417,7 @@ static bool h2_finished(const void *session)
 
 const struct pg_protocol pg_h2_protocol = {
     .name = "h2",
+    .metric = PG_METRIC_HTTP2,
     .create = h2_create,
     .recv = h2_recv,
     .flush = h2_flush,

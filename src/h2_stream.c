@@ -15,6 +15,7 @@ struct h2_stream *h2_stream_new(struct pg_h2 *h2)
         return NULL;
     }
     st->h2 = h2;
+    st->req.protocol = "HTTP/2.0";
     TAILQ_INSERT_TAIL(&h2->streams, st, link);
     return st;
 }

@@ -1,4 +1,5 @@
 /* pushgate: flags -> configuration, start the workers, wait for a signal, stop. */
+#include "pushgate/admin.h"
 #include "pushgate/common.h"
 #include "pushgate/config.h"
 #include "pushgate/demo.h"
@@ -36,8 +37,8 @@ static int bind_all(struct pg_config *cfg, int fds[][PG_MAX_LISTENERS], char *er
         for (unsigned w = 0; w < cfg->workers; w++) {
             unsigned port;
             /* Later workers join the first one's port, so they skip the exclusivity probe. */
-            fds[w][a] =
-                pg_listen_socket(cfg->listen[a].host, cfg->listen[a].port, w == 0, &port, err, len);
+            fds[w][a] = pg_listen_socket("--listen", cfg->listen[a].host, cfg->listen[a].port,
+                                         w == 0, &port, err, len);
             if (fds[w][a] < 0)
                 return PG_ERR_IO;
             snprintf(cfg->listen[a].port, sizeof(cfg->listen[a].port), "%u", port);
@@ -67,7 +68,7 @@ static void handled_signals(sigset_t *set)
 
 /* Waits for SIGTERM or SIGINT, serving the other signals meanwhile; returns the one that
  * ends the run. */
-static int wait_for_signal(void)
+static int wait_for_signal(struct pg_worker *workers, unsigned count)
 {
     sigset_t set;
     int sig;
@@ -75,10 +76,29 @@ static int wait_for_signal(void)
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
-        if (sig == SIGUSR1)
-            continue; /* the access log reopens here (not configured) */
+        if (sig == SIGUSR1) {
+            pg_log_info("received SIGUSR1: reopening the access log");
+            for (unsigned i = 0; i < count; i++)
+                pg_worker_reopen_log(&workers[i]);
+            continue;
+        }
         return sig;
     }
+}
+
+/* The operators' listener, bound before anything starts so a busy port is a usage error. */
+static int bind_metrics(struct pg_config *cfg, int *fd, char *err, size_t len)
+{
+    *fd = -1;
+    if (!cfg->metrics_enabled)
+        return PG_OK;
+    unsigned port;
+    *fd = pg_listen_socket("--metrics-listen", cfg->metrics_listen.host, cfg->metrics_listen.port,
+                           true, &port, err, len);
+    if (*fd < 0)
+        return PG_ERR_IO;
+    snprintf(cfg->metrics_listen.port, sizeof(cfg->metrics_listen.port), "%u", port);
+    return PG_OK;
 }
 
 static void block_signals(void)
@@ -117,7 +137,7 @@ static int check_config(const struct pg_config *cfg, char *err, size_t err_len)
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     for (size_t a = 0; a <= cfg->listen_count; a++) {
-        const struct pg_listen_addr *l = a < cfg->listen_count ? &cfg->listen[a]
+        const struct pg_listen_addr *l = a < cfg->listen_count  ? &cfg->listen[a]
                                          : cfg->metrics_enabled ? &cfg->metrics_listen
                                                                 : NULL;
         if (!l)
@@ -156,6 +176,8 @@ int main(int argc, char **argv)
     struct pg_demo *demo = NULL;
     SSL_CTX *ssl_ctx = NULL;
     unsigned started = 0;
+    struct pg_admin *admin = NULL;
+    static atomic_bool draining;
 
     block_signals();
     enum pg_config_action action;
@@ -180,7 +202,9 @@ int main(int argc, char **argv)
         printf("pushgate: configuration OK\n");
         return 0;
     }
-    if (bind_all(&cfg, fds, err, sizeof(err)) != PG_OK) {
+    int metrics_fd;
+    if (bind_all(&cfg, fds, err, sizeof(err)) != PG_OK ||
+        bind_metrics(&cfg, &metrics_fd, err, sizeof(err)) != PG_OK) {
         SSL_CTX_free(ssl_ctx);
         return usage_error(err);
     }
@@ -208,13 +232,30 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (metrics_fd >= 0) {
+        static const struct pg_counters *counters[PG_MAX_WORKERS];
+        for (unsigned i = 0; i < started; i++)
+            counters[i] = &workers[i].counters;
+        admin = pg_admin_start(metrics_fd, counters, started, &draining);
+        metrics_fd = -1; /* the admin owns it now, even on failure */
+        if (!admin) {
+            pg_log_error("cannot start the metrics listener");
+            goto out;
+        }
+        pg_log_info("metrics on %s:%s (/metrics, /healthz, /readyz)", cfg.metrics_listen.host,
+                    cfg.metrics_listen.port);
+    }
     announce_listeners(&cfg);
-    int sig = wait_for_signal();
+    int sig = wait_for_signal(workers, started);
     pg_log_info("received %s: draining (at most %ums)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                 cfg.shutdown_timeout_ms);
+    atomic_store(&draining, true);
     drain(&cfg, workers, started);
     status = EXIT_SUCCESS;
 out:
+    pg_admin_stop(admin); /* before the workers: it reads their counters */
+    if (metrics_fd >= 0)
+        close(metrics_fd);
     for (unsigned i = 0; i < started; i++) {
         pg_worker_stop(&workers[i]);
         pg_worker_free(&workers[i]);

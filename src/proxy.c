@@ -1,4 +1,5 @@
 #include "pushgate/proxy.h"
+#include "pushgate/account.h"
 #include "pushgate/common.h"
 #include "pushgate/hints.h"
 #include "pushgate/log.h"
@@ -73,6 +74,7 @@ int pg_request_init(struct pg_request *req, struct pg_proxy_conn *pc)
 {
     memset(req, 0, sizeof(*req));
     req->pc = pc;
+    req->upstream_time_us = -1;
     req->req_body = evbuffer_new();
     req->resp_body = evbuffer_new();
     if (!req->req_body || !req->resp_body) {
@@ -88,7 +90,8 @@ int pg_request_init(struct pg_request *req, struct pg_proxy_conn *pc)
 void pg_request_clear(struct pg_request *req, bool cancel)
 {
     if (!req->pc)
-        return; /* cleared already */
+        return;              /* cleared already */
+    pg_request_account(req); /* the access log line and the counters, once per request */
     if (req->ex) {
         if (cancel)
             pg_exchange_cancel(req->ex);
@@ -101,6 +104,7 @@ void pg_request_clear(struct pg_request *req, bool cancel)
         req->pc->running_pushes--;
     pg_pushed_request_free(req->push);
     free(req->norm_path);
+    free(req->parent_path);
     if (req->stall_ev)
         event_free(req->stall_ev);
     if (req->request_ev)
@@ -125,6 +129,7 @@ static int submit_final(struct pg_request *req, int status, const struct pg_head
     };
     if (req->output == PG_OUTPUT_NONE)
         req->output = PG_OUTPUT_BODY;
+    req->status = status;
     return req->pc->ops->submit_head(req, &resp);
 }
 
@@ -144,7 +149,8 @@ static void respond_locally(struct pg_request *req, int status)
     }
     evbuffer_drain(req->resp_body, evbuffer_get_length(req->resp_body));
     req->piece_room = 0;
-    evbuffer_add_printf(req->resp_body, "%s\n", pg_request_reason(status));
+    int n = evbuffer_add_printf(req->resp_body, "%s\n", pg_request_reason(status));
+    req->body_bytes = n > 0 ? (uint64_t)n : 0;
     req->output = PG_OUTPUT_COMPLETE;
     if (submit_final(req, status, fields, status == 503 ? 2 : 1, NULL, 0) != PG_OK)
         req->pc->ops->reset(req, PG_RESET_INTERNAL);
@@ -219,6 +225,11 @@ static void on_upstream_head(void *ud, const struct pg_response_head *head)
             pg_log_debug("cannot forward the upstream's %d", head->status);
         return;
     }
+    if (req->upstream_start_us) {
+        req->upstream_time_us = (int64_t)(pg_now_us() - req->upstream_start_us);
+        pg_histogram_observe(&req->pc->env->counters->upstream_response,
+                             (uint64_t)req->upstream_time_us);
+    }
     if (req->digest_changed) {
         pg_push_format_cookie(req, cookie, sizeof(cookie));
         extra[extra_count++] = (struct pg_header){"set-cookie", 10, cookie, strlen(cookie)};
@@ -273,6 +284,7 @@ static enum pg_body_verdict on_upstream_body(void *ud, const char *data, size_t 
         if (!append_piece(req->resp_body, scratch, data + off, n, &req->piece_room))
             return PG_BODY_FAILED; /* part of it is queued: it cannot be delivered again */
     }
+    req->body_bytes += len;
     req->pc->ops->body_ready(req);
     return PG_BODY_TAKEN;
 }
@@ -305,6 +317,7 @@ static void on_upstream_done(void *ud, enum pg_exchange_result result)
         req->pc->ops->body_ready(req);
         return;
     }
+    pg_account_upstream_error(req, result);
     if (req->output == PG_OUTPUT_NONE) {
         respond_locally(req, result == PG_EXCHANGE_TIMEOUT ? 504 : 502);
         return;
@@ -379,10 +392,13 @@ static void start_upstream(struct pg_request *req)
         pg_push_remember(req, req->head.authority, path.value, path.value_len);
     if (pg_upstream_saturated(env->upstream)) {
         pg_lines_free(&lines);
+        pg_count(&env->counters->upstream_errors[PG_UPSTREAM_ERR_SATURATED], 1);
         respond_locally(req, 503);
         return;
     }
     pg_hints_on_request(req);
+    /* Before the upstream answers, a 103 or a promise can only come from the learned table. */
+    req->learned = req->hinted || req->pushes > 0;
     struct pg_exchange_request xreq = {
         .method = req->head.method.value, /* NUL-terminated (request.h) */
         .target = path.value,
@@ -397,6 +413,7 @@ static void start_upstream(struct pg_request *req)
         return;
     }
     req->stage = PG_STAGE_UPSTREAM;
+    req->upstream_start_us = pg_now_us();
     req->pc->running_exchanges++;
 }
 
@@ -448,6 +465,7 @@ void pg_request_head_started(struct pg_request *req)
 
 void pg_request_head_received(struct pg_request *req, bool has_body)
 {
+    pg_account_start(req);
     req->has_body = has_body;
     req->input = has_body ? PG_INPUT_BODY : PG_INPUT_DONE;
     req->stage = PG_STAGE_READY;
@@ -487,8 +505,11 @@ void pg_request_output_drained(struct pg_request *req)
         queue_work(req);
 }
 
-void pg_request_start_pushed(struct pg_request *req, struct pg_pushed_request *pushed)
+void pg_request_start_pushed(struct pg_request *req, struct pg_pushed_request *pushed,
+                             const struct pg_request *parent)
 {
+    struct pg_header parent_path = pg_request_path(parent);
+    req->parent_path = strndup(parent_path.value, parent_path.value_len); /* may be NULL */
     req->push = pushed;
     req->head = (struct pg_request_head){
         .method = {NULL, 0, "GET", 3},
@@ -502,5 +523,7 @@ void pg_request_start_pushed(struct pg_request *req, struct pg_pushed_request *p
     req->stage = PG_STAGE_READY;
     req->push_counted = true;
     req->pc->running_pushes++;
+    pg_account_start(req);
+    pg_count(&req->pc->env->counters->pushes_promised, 1);
     queue_work(req);
 }

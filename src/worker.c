@@ -1,4 +1,5 @@
 #include "pushgate/worker.h"
+#include "pushgate/access_log.h"
 #include "pushgate/common.h"
 #include "pushgate/conn.h"
 #include "pushgate/log.h"
@@ -15,8 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int pg_listen_socket(const char *host, const char *port, bool exclusive, unsigned *bound_port,
-                     char *err, size_t err_len)
+int pg_listen_socket(const char *flag, const char *host, const char *port, bool exclusive,
+                     unsigned *bound_port, char *err, size_t err_len)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -24,7 +25,7 @@ int pg_listen_socket(const char *host, const char *port, bool exclusive, unsigne
     struct addrinfo *res;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, err_len, "--listen %s:%s: %s", host, port, gai_strerror(rc));
+        snprintf(err, err_len, "%s %s:%s: %s", flag, host, port, gai_strerror(rc));
         return -1;
     }
     /* SO_REUSEPORT would let us share a port with another running program: bind once without
@@ -36,7 +37,7 @@ int pg_listen_socket(const char *host, const char *port, bool exclusive, unsigne
     int reuse = 1;
     if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) != 0 ||
                     bind(fd, res->ai_addr, res->ai_addrlen) != 0)) {
-        snprintf(err, err_len, "--listen %s:%s: %s", host, port, strerror(errno));
+        snprintf(err, err_len, "%s %s:%s: %s", flag, host, port, strerror(errno));
         close(fd);
         freeaddrinfo(res);
         return -1;
@@ -48,7 +49,7 @@ int pg_listen_socket(const char *host, const char *port, bool exclusive, unsigne
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, err_len, "--listen %s:%s: %s", host, port, strerror(errno));
+        snprintf(err, err_len, "%s %s:%s: %s", flag, host, port, strerror(errno));
         if (fd >= 0)
             close(fd);
         freeaddrinfo(res);
@@ -158,6 +159,15 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
+static void on_reopen(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_worker *w = arg;
+    if (w->access_log)
+        pg_access_log_reopen(w->access_log);
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -187,9 +197,10 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
         return PG_ERR_LIBRARY;
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
     w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
+    w->reopen_ev = event_new(w->base, -1, 0, on_reopen, w);
     w->backoff_ev = evtimer_new(w->base, on_backoff_over, w);
     w->scratch = evbuffer_new();
-    if (!w->stop_ev || !w->drain_ev || !w->backoff_ev || !w->scratch)
+    if (!w->stop_ev || !w->drain_ev || !w->reopen_ev || !w->backoff_ev || !w->scratch)
         return PG_ERR_LIBRARY;
     w->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
     w->listening = true;
@@ -201,6 +212,12 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
         if (!w->learn)
             return PG_ERR_NOMEM;
     }
+    if (*cfg->access_log &&
+        !(w->access_log = pg_access_log_open(cfg->access_log, cfg->access_log_json, w->base,
+                                             &w->counters.access_log_dropped))) {
+        pg_log_error("--access-log %s: %s", cfg->access_log, strerror(errno));
+        return PG_ERR_IO;
+    }
     w->conn_owner = (struct pg_conn_owner){
         .cfg = cfg,
         .base = w->base,
@@ -209,6 +226,8 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
         .upstream = w->upstream,
         .learn = w->learn,
         .scratch = w->scratch,
+        .counters = &w->counters,
+        .access_log = w->access_log,
         .closed = on_conn_closed,
         .arg = w,
     };
@@ -248,6 +267,11 @@ void pg_worker_stop(struct pg_worker *w)
     w->joined = true;
 }
 
+void pg_worker_reopen_log(struct pg_worker *w)
+{
+    event_active(w->reopen_ev, EV_READ, 0);
+}
+
 void pg_worker_drain(struct pg_worker *w)
 {
     event_active(w->drain_ev, EV_READ, 0);
@@ -282,12 +306,15 @@ void pg_worker_free(struct pg_worker *w)
      * when that callback runs: give the loop one last non-blocking pass. */
     if (w->base)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
+    pg_access_log_free(w->access_log); /* after the connections: their last lines are in */
     pg_upstream_free(w->upstream);
     pg_learn_free(w->learn);
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->drain_ev)
         event_free(w->drain_ev);
+    if (w->reopen_ev)
+        event_free(w->reopen_ev);
     if (w->backoff_ev)
         event_free(w->backoff_ev);
     if (w->scratch)

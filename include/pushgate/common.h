@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
+#include <time.h>
 
 #define PG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -22,6 +23,14 @@ enum pg_err {
 static inline struct timeval pg_timeval_ms(unsigned ms)
 {
     return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
+
+/* Monotonic microseconds, for durations. */
+static inline uint64_t pg_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* FNV-1a, the one hash of the project (learned pages, push memory, cache digest): start from

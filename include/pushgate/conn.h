@@ -32,6 +32,8 @@ struct pg_conn_owner {
     struct pg_upstream *upstream;
     struct pg_learn *learn;
     struct evbuffer *scratch;
+    struct pg_counters *counters;                    /* the worker's */
+    struct pg_access_log *access_log;                /* the worker's; NULL when off */
     void (*closed)(struct pg_conn *conn, void *arg); /* called as the connection is freed */
     void *arg;
 };

@@ -30,7 +30,8 @@ struct pg_conn_env {
 };
 
 struct pg_protocol {
-    const char *name; /* for logs: "h2", "http/1.1" */
+    const char *name;               /* for logs: "h2", "http/1.1" */
+    enum pg_metric_protocol metric; /* how its connections and requests are counted */
     /* Returns a session, or NULL on failure. May queue output (HTTP/2 SETTINGS). */
     void *(*create)(const struct pg_conn_env *env);
     /* Consumes the client's bytes from input. Returns 0, or a pg_err code: drop at once. */

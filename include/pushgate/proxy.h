@@ -45,7 +45,9 @@ int pg_request_body_received(struct pg_request *req, const char *data, size_t le
 void pg_request_end_received(struct pg_request *req);
 /* The frontend took bytes out of resp_body: the upstream may resume. */
 void pg_request_output_drained(struct pg_request *req);
-/* Takes ownership of pushed (see pg_frontend_ops.push) and queues its upstream fetch. */
-void pg_request_start_pushed(struct pg_request *req, struct pg_pushed_request *pushed);
+/* Takes ownership of pushed (see pg_frontend_ops.push), promised on parent's response, and
+ * queues its upstream fetch. */
+void pg_request_start_pushed(struct pg_request *req, struct pg_pushed_request *pushed,
+                             const struct pg_request *parent);
 
 #endif

@@ -10,10 +10,12 @@
 #include "pushgate/config.h"
 #include "pushgate/digest.h"
 #include "pushgate/headers.h"
+#include "pushgate/metrics.h"
 #include "pushgate/push_policy.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 #define PG_REQUEST_MAX_FIELDS 128             /* more regular fields: 431 */
@@ -55,16 +57,20 @@ struct evbuffer;
 struct pg_exchange;
 struct pg_learn;
 struct pg_upstream;
+struct pg_access_log;
 
 /* What the core borrows from the connection for the connection's whole life. */
 struct pg_proxy_env {
     const struct pg_config *cfg;
     struct event_base *base;
     struct pg_upstream *upstream;
-    struct pg_learn *learn;   /* the worker's learned pages; NULL when learning is off */
-    struct evbuffer *scratch; /* the worker's; always empty between calls */
-    const char *client_addr;  /* textual peer address, for X-Forwarded-For */
-    bool tls;                 /* the client connection is TLS */
+    struct pg_learn *learn;           /* the worker's learned pages; NULL when learning is off */
+    struct evbuffer *scratch;         /* the worker's; always empty between calls */
+    const char *client_addr;          /* textual peer address, for X-Forwarded-For */
+    bool tls;                         /* the client connection is TLS */
+    enum pg_metric_protocol protocol; /* how requests are counted */
+    struct pg_counters *counters;     /* the worker's */
+    struct pg_access_log *access_log; /* the worker's; NULL when off */
 };
 
 /* Above the high mark the upstream transfer is paused, below the low mark it resumes: with the
@@ -173,12 +179,28 @@ struct pg_request {
     bool digest_loaded;         /* digest holds the client's pg_pushed cookie (or is empty) */
     bool digest_changed;        /* pushes were added: send the cookie back */
     unsigned pushes;            /* promises made for this response (all sources) */
+    uint64_t hint_version;      /* the learned entry (pg_learned.version) our 103 came from;
+                                 * 0: none */
+    uint64_t learn_stamp;       /* the upstream's 103 links are staged under it (0: none) */
     struct evbuffer *req_body;  /* received body bytes the upstream has not taken */
     struct pg_exchange *ex;     /* set in PG_STAGE_UPSTREAM only */
     struct evbuffer *resp_body; /* response bytes waiting for the client */
     size_t piece_room;          /* free bytes in resp_body's last piece (0 when empty) */
     struct event *stall_ev;     /* while the upstream is paused for this client: its limit */
     struct event *request_ev;   /* while the request is incomplete: its silence limit */
+    /* What the access log and the metrics report (proxy.c fills them; the frontend sets
+     * protocol, and client_reset when the client reset the stream). */
+    const char *protocol;       /* "HTTP/1.0", "HTTP/1.1" or "HTTP/2.0" */
+    int status;                 /* the final status submitted; 0: none */
+    uint64_t start_us;          /* monotonic: the head arrived, or the promise was made */
+    int64_t start_wall_ms;      /* the same moment, wall clock */
+    uint64_t upstream_start_us; /* the exchange started; 0: never */
+    int64_t upstream_time_us;   /* exchange start to the final head; -1: none */
+    uint64_t body_bytes;        /* response body bytes handed to the frontend */
+    unsigned hinted_links;      /* link-values in our 103; 0: none sent */
+    bool learned;               /* the learned table acted on this request */
+    bool client_reset;          /* the client reset the stream (a cancelled push) */
+    char *parent_path;          /* a pushed request: the path of the page that pushed it */
     struct pg_digest digest;
     TAILQ_ENTRY(pg_request) queue_link;
 };

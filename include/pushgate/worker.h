@@ -9,6 +9,7 @@
 
 #include "pushgate/config.h"
 #include "pushgate/conn.h"
+#include "pushgate/metrics.h"
 
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -42,7 +43,10 @@ struct pg_worker {
     bool listening;           /* listeners enabled (off at the limit or after EMFILE) */
     struct event *backoff_ev; /* re-enables accepting after a descriptor shortage */
     struct evbuffer *scratch; /* always empty between calls; proxy.c builds body pieces in it */
-    struct pg_conn_owner conn_owner; /* what every connection of this worker borrows */
+    struct pg_conn_owner conn_owner;  /* what every connection of this worker borrows */
+    struct pg_counters counters;      /* this worker's; the metrics listener reads them */
+    struct pg_access_log *access_log; /* NULL when --access-log is off */
+    struct event *reopen_ev;          /* activated by main on SIGUSR1 */
     pthread_t thread;
 };
 
@@ -58,6 +62,8 @@ void pg_worker_stop(struct pg_worker *w);
 /* Thread-safe: closes the listeners and lets every connection finish what it has in flight
  * (pg_conn_drain); the loop ends when the last connection is gone. */
 void pg_worker_drain(struct pg_worker *w);
+/* Thread-safe: the access log reopens its file (logrotate). */
+void pg_worker_reopen_log(struct pg_worker *w);
 /* Waits until the worker's loop ended or the monotonic deadline passed; true when it ended
  * (the thread is joined then). */
 bool pg_worker_wait(struct pg_worker *w, const struct timespec *deadline);
@@ -67,10 +73,10 @@ void pg_worker_free(struct pg_worker *w);
 /* Takes a client connection (ownership of fd) into the worker's list and starts it. */
 void pg_worker_accept(struct pg_worker *w, evutil_socket_t fd, const struct sockaddr *addr);
 
-/* Binds a listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking). With exclusive,
- * first checks that no other socket holds the port. Writes the port actually bound to
- * *bound_port. Returns the fd, or -1 with errno-based text in err. */
-int pg_listen_socket(const char *host, const char *port, bool exclusive, unsigned *bound_port,
-                     char *err, size_t err_len);
+/* Binds a listening TCP socket (errors name flag, e.g. "--listen") (SO_REUSEADDR, SO_REUSEPORT,
+ * non-blocking). With exclusive, first checks that no other socket holds the port. Writes the port
+ * actually bound to *bound_port. Returns the fd, or -1 with errno-based text in err. */
+int pg_listen_socket(const char *flag, const char *host, const char *port, bool exclusive,
+                     unsigned *bound_port, char *err, size_t err_len);
 
 #endif

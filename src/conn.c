@@ -137,10 +137,9 @@ void pg_conn_drain(struct pg_conn *conn)
 {
     if (conn->state == PG_CONN_LINGERING)
         return; /* closing already */
-    if (!conn->session || conn->state == PG_CONN_HANDSHAKE) {
-        pg_conn_free(conn);
-        return;
-    }
+    conn->draining = true;
+    if (!conn->session)
+        return; /* mid-handshake: the protocol drains as soon as it starts */
     conn->proto->drain(conn->session);
     flush_or_close(conn);
 }
@@ -177,6 +176,10 @@ static bool start_protocol(struct pg_conn *conn, const struct pg_protocol *proto
         pg_conn_free(conn);
         return false;
     }
+    /* Accepted just before a drain: it learns at once that nothing more is taken (HTTP/2:
+     * GOAWAY, so the client sends its requests elsewhere). */
+    if (conn->draining)
+        conn->proto->drain(conn->session);
     return true;
 }
 

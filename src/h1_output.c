@@ -51,15 +51,18 @@ static void write_error(struct h1_stream *st)
 {
     struct evbuffer *out = st->h1->env->output;
     const char *reason = pg_request_reason(st->error);
+    size_t len = strlen(reason);
     add_status_line(out, st->error);
     evbuffer_add_printf(out,
                         "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-                        "Connection: close\r\nVia: 1.1 pushgate\r\n\r\n%s\n",
-                        strlen(reason) + 1, reason);
+                        "Connection: close\r\nVia: 1.1 pushgate\r\n\r\n",
+                        len + 1);
+    evbuffer_add(out, reason, len);
+    evbuffer_add(out, "\n", 1);
     st->output = H1_OUT_DONE;
     st->keep_alive = false;
     st->req.status = st->error; /* counted and logged when the stream goes */
-    st->req.body_bytes = strlen(reason) + 1;
+    st->req.body_bytes = len + 1;
 }
 
 void h1_refuse_active(struct h1_stream *st, int status)

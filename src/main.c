@@ -4,12 +4,15 @@
 #include "pushgate/config.h"
 #include "pushgate/demo.h"
 #include "pushgate/h1.h"
+#include "pushgate/handover.h"
 #include "pushgate/h2.h"
 #include "pushgate/log.h"
 #include "pushgate/tls.h"
 #include "pushgate/worker.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <nghttp2/nghttp2.h>
 #include <event2/thread.h>
 #include <signal.h>
@@ -47,6 +50,86 @@ static int bind_all(struct pg_config *cfg, int fds[][PG_MAX_LISTENERS], char *er
     return PG_OK;
 }
 
+/* Names the listen address of an inherited socket, for the announcement. */
+static void describe_socket(int fd, struct pg_listen_addr *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(addr->host, sizeof(addr->host), "%s", host);
+    snprintf(addr->port, sizeof(addr->port), "%s", port);
+}
+
+/* Sockets handed to us (systemd socket activation, or an upgrade from our previous process)
+ * replace --listen: nothing is bound. Returns 0 with *adopted telling whether any were. */
+static int adopt_inherited(struct pg_config *cfg, int fds[][PG_MAX_LISTENERS], bool *adopted,
+                           char *err, size_t len)
+{
+    static int inherited[PG_HANDOVER_MAX_FDS];
+    size_t n;
+    bool per_worker;
+    *adopted = false;
+    if (pg_handover_inherited(inherited, PG_ARRAY_LEN(inherited), &n, &per_worker) != PG_OK) {
+        snprintf(err, len, "LISTEN_FDS: the inherited descriptors are not listening sockets");
+        return PG_ERR_INVALID;
+    }
+    if (n == 0)
+        return PG_OK;
+    size_t per = per_worker ? n / cfg->workers : n;
+    if ((per_worker && n % cfg->workers) || per == 0 || per > PG_MAX_LISTENERS) {
+        snprintf(err, len, "LISTEN_FDS: %zu sockets do not fit %u worker(s)", n, cfg->workers);
+        return PG_ERR_INVALID;
+    }
+    for (unsigned w = 0; w < cfg->workers; w++) {
+        for (size_t a = 0; a < per; a++) {
+            /* Given one set, the workers share it: each a descriptor of its own. */
+            int fd = per_worker ? inherited[w * per + a]
+                     : w == 0   ? inherited[a]
+                                : fcntl(inherited[a], F_DUPFD_CLOEXEC, 3);
+            if (fd < 0) {
+                snprintf(err, len, "LISTEN_FDS: %s", strerror(errno));
+                return PG_ERR_IO;
+            }
+            fds[w][a] = fd;
+        }
+    }
+    cfg->listen_count = per;
+    for (size_t a = 0; a < per; a++)
+        describe_socket(inherited[a], &cfg->listen[a]);
+    *adopted = true;
+    return PG_OK;
+}
+
+/* SIGUSR2: our binary again, with the same arguments and every listening socket. Returns true
+ * once the new process serves: this one drains then. */
+static bool upgrade(char **argv, struct pg_worker *workers, unsigned count)
+{
+    static int fds[PG_HANDOVER_MAX_FDS];
+    size_t n = 0;
+    for (unsigned i = 0; i < count; i++)
+        n += pg_worker_listener_fds(&workers[i], fds + n, PG_ARRAY_LEN(fds) - n);
+    pid_t child;
+    int ready;
+    if (pg_handover_exec(argv, fds, n, &child, &ready) != PG_OK) {
+        pg_log_error("received SIGUSR2: cannot start the new process: %s", strerror(errno));
+        return false;
+    }
+    pg_log_info("received SIGUSR2: pid %ld starts with %zu listening socket(s)", (long)child, n);
+    if (!pg_handover_wait_ready(ready, child, 30000)) {
+        pg_log_error("upgrade: pid %ld did not start serving; this process carries on",
+                     (long)child);
+        return false;
+    }
+    char state[64];
+    snprintf(state, sizeof(state), "MAINPID=%ld\nREADY=1", (long)child);
+    pg_notify(state);
+    pg_log_info("upgraded: pid %ld serves; draining", (long)child);
+    return true;
+}
+
 /* Tests and operators wait for these lines: they mean requests will be served. */
 static void announce_listeners(const struct pg_config *cfg)
 {
@@ -64,11 +147,35 @@ static void handled_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR2);
+}
+
+/* SIGHUP: the certificate and key are read again for new connections; open ones keep theirs.
+ * A pair that does not load is logged and the current one kept. */
+static void reload_tls(const struct pg_config *cfg, struct pg_tls_store *tls,
+                       struct pg_worker *workers, unsigned count)
+{
+    char err[512];
+    if (!*cfg->tls_cert) {
+        pg_log_info("received SIGHUP: no certificate to reload (cleartext listeners)");
+        return;
+    }
+    SSL_CTX *ctx = pg_tls_context_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+    if (!ctx) {
+        pg_log_warn("received SIGHUP: keeping the current certificate: %s", err);
+        return;
+    }
+    pg_tls_store_set(tls, ctx);
+    for (unsigned i = 0; i < count; i++)
+        pg_worker_reload_tls(&workers[i]);
+    pg_log_info("received SIGHUP: certificate and key reloaded for new connections");
 }
 
 /* Waits for SIGTERM or SIGINT, serving the other signals meanwhile; returns the one that
  * ends the run. */
-static int wait_for_signal(struct pg_worker *workers, unsigned count)
+static int wait_for_signal(char **argv, const struct pg_config *cfg, struct pg_tls_store *tls,
+                           struct pg_worker *workers, unsigned count)
 {
     sigset_t set;
     int sig;
@@ -82,19 +189,30 @@ static int wait_for_signal(struct pg_worker *workers, unsigned count)
                 pg_worker_reopen_log(&workers[i]);
             continue;
         }
+        if (sig == SIGHUP) {
+            pg_notify("RELOADING=1");
+            reload_tls(cfg, tls, workers, count);
+            pg_notify("READY=1");
+            continue;
+        }
+        if (sig == SIGUSR2) {
+            if (upgrade(argv, workers, count))
+                return sig;
+            continue;
+        }
         return sig;
     }
 }
 
 /* The operators' listener, bound before anything starts so a busy port is a usage error. */
-static int bind_metrics(struct pg_config *cfg, int *fd, char *err, size_t len)
+static int bind_metrics(struct pg_config *cfg, bool exclusive, int *fd, char *err, size_t len)
 {
     *fd = -1;
     if (!cfg->metrics_enabled)
         return PG_OK;
     unsigned port;
     *fd = pg_listen_socket("--metrics-listen", cfg->metrics_listen.host, cfg->metrics_listen.port,
-                           true, &port, err, len);
+                           exclusive, &port, err, len);
     if (*fd < 0)
         return PG_ERR_IO;
     snprintf(cfg->metrics_listen.port, sizeof(cfg->metrics_listen.port), "%u", port);
@@ -178,6 +296,7 @@ int main(int argc, char **argv)
     unsigned started = 0;
     struct pg_admin *admin = NULL;
     static atomic_bool draining;
+    static struct pg_tls_store tls; /* owns the context from here on (SIGHUP replaces it) */
 
     block_signals();
     enum pg_config_action action;
@@ -203,11 +322,16 @@ int main(int argc, char **argv)
         return 0;
     }
     int metrics_fd;
-    if (bind_all(&cfg, fds, err, sizeof(err)) != PG_OK ||
-        bind_metrics(&cfg, &metrics_fd, err, sizeof(err)) != PG_OK) {
+    bool adopted;
+    if (adopt_inherited(&cfg, fds, &adopted, err, sizeof(err)) != PG_OK ||
+        (!adopted && bind_all(&cfg, fds, err, sizeof(err)) != PG_OK) ||
+        /* After an upgrade our previous process still holds the metrics port (SO_REUSEPORT)
+         * until it drains: no exclusivity probe then. */
+        bind_metrics(&cfg, !adopted, &metrics_fd, err, sizeof(err)) != PG_OK) {
         SSL_CTX_free(ssl_ctx);
         return usage_error(err);
     }
+    pg_tls_store_init(&tls, ssl_ctx);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || evthread_use_pthreads() != 0) {
         pg_log_error("cannot initialise libcurl or libevent threading");
         goto out;
@@ -224,8 +348,8 @@ int main(int argc, char **argv)
     pg_log_info("pushgate %s: %u worker(s), upstream %s, push %s", PG_VERSION, cfg.workers,
                 cfg.upstream_origin, cfg.push_enabled ? "on" : "off");
     for (; started < cfg.workers; started++) {
-        if (pg_worker_init(&workers[started], started, &cfg, ssl_ctx, &protocols, fds[started],
-                           cfg.listen_count) != PG_OK ||
+        if (pg_worker_init(&workers[started], started, &cfg, ssl_ctx ? &tls : NULL, &protocols,
+                           fds[started], cfg.listen_count) != PG_OK ||
             pg_worker_start(&workers[started]) != PG_OK) {
             pg_log_error("cannot start worker %u", started);
             pg_worker_free(&workers[started]);
@@ -246,9 +370,16 @@ int main(int argc, char **argv)
                     cfg.metrics_listen.port);
     }
     announce_listeners(&cfg);
-    int sig = wait_for_signal(workers, started);
-    pg_log_info("received %s: draining (at most %ums)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-                cfg.shutdown_timeout_ms);
+    pg_handover_ready();
+    int sig = wait_for_signal(argv, &cfg, &tls, workers, started);
+    if (sig == SIGUSR2) {
+        pg_admin_stop(admin); /* probes go to the new process from now on */
+        admin = NULL;
+    } else {
+        pg_notify("STOPPING=1");
+        pg_log_info("received %s: draining (at most %ums)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                    cfg.shutdown_timeout_ms);
+    }
     atomic_store(&draining, true);
     drain(&cfg, workers, started);
     status = EXIT_SUCCESS;
@@ -261,7 +392,7 @@ out:
         pg_worker_free(&workers[i]);
     }
     pg_demo_stop(demo);
-    SSL_CTX_free(ssl_ctx);
+    pg_tls_store_clear(&tls);
     curl_global_cleanup();
     return status;
 }

@@ -91,3 +91,35 @@ fail:
     SSL_CTX_free(ctx);
     return NULL;
 }
+
+void pg_tls_store_init(struct pg_tls_store *store, SSL_CTX *ctx)
+{
+    pthread_mutex_init(&store->lock, NULL);
+    store->current = ctx;
+}
+
+SSL_CTX *pg_tls_store_get(struct pg_tls_store *store)
+{
+    pthread_mutex_lock(&store->lock);
+    SSL_CTX *ctx = store->current;
+    if (ctx)
+        SSL_CTX_up_ref(ctx);
+    pthread_mutex_unlock(&store->lock);
+    return ctx;
+}
+
+void pg_tls_store_set(struct pg_tls_store *store, SSL_CTX *ctx)
+{
+    pthread_mutex_lock(&store->lock);
+    SSL_CTX *old = store->current;
+    store->current = ctx;
+    pthread_mutex_unlock(&store->lock);
+    SSL_CTX_free(old);
+}
+
+void pg_tls_store_clear(struct pg_tls_store *store)
+{
+    SSL_CTX_free(store->current);
+    store->current = NULL;
+    pthread_mutex_destroy(&store->lock);
+}

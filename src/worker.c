@@ -168,6 +168,19 @@ static void on_reopen(evutil_socket_t fd, short what, void *arg)
         pg_access_log_reopen(w->access_log);
 }
 
+/* Connections accepted from now on use the new context; open ones keep theirs. */
+static void on_reload(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_worker *w = arg;
+    SSL_CTX *ctx = pg_tls_store_get(w->tls);
+    if (!ctx)
+        return;
+    SSL_CTX_free(w->conn_owner.ssl_ctx);
+    w->conn_owner.ssl_ctx = ctx;
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -177,13 +190,13 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 }
 
 int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *cfg,
-                   SSL_CTX *ssl_ctx, const struct pg_protocols *protocols, const int *fds,
+                   struct pg_tls_store *tls, const struct pg_protocols *protocols, const int *fds,
                    size_t count)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
     w->cfg = cfg;
-    w->ssl_ctx = ssl_ctx;
+    w->tls = tls;
     TAILQ_INIT(&w->conns);
     /* The changelist folds the interest changes of one loop pass (libcurl flips a socket
      * between reading and writing for every request) into at most one epoll_ctl per fd. */
@@ -198,9 +211,11 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
     w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
     w->reopen_ev = event_new(w->base, -1, 0, on_reopen, w);
+    w->reload_ev = event_new(w->base, -1, 0, on_reload, w);
     w->backoff_ev = evtimer_new(w->base, on_backoff_over, w);
     w->scratch = evbuffer_new();
-    if (!w->stop_ev || !w->drain_ev || !w->reopen_ev || !w->backoff_ev || !w->scratch)
+    if (!w->stop_ev || !w->drain_ev || !w->reopen_ev || !w->reload_ev || !w->backoff_ev ||
+        !w->scratch)
         return PG_ERR_LIBRARY;
     w->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
     w->listening = true;
@@ -221,7 +236,7 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
     w->conn_owner = (struct pg_conn_owner){
         .cfg = cfg,
         .base = w->base,
-        .ssl_ctx = ssl_ctx,
+        .ssl_ctx = tls ? pg_tls_store_get(tls) : NULL,
         .protocols = protocols,
         .upstream = w->upstream,
         .learn = w->learn,
@@ -265,6 +280,20 @@ void pg_worker_stop(struct pg_worker *w)
     event_active(w->stop_ev, EV_READ, 0);
     pthread_join(w->thread, NULL);
     w->joined = true;
+}
+
+size_t pg_worker_listener_fds(const struct pg_worker *w, int *fds, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->listener_count && n < cap; i++)
+        fds[n++] = evconnlistener_get_fd(w->listeners[i]);
+    return n;
+}
+
+void pg_worker_reload_tls(struct pg_worker *w)
+{
+    if (w->tls)
+        event_active(w->reload_ev, EV_READ, 0);
 }
 
 void pg_worker_reopen_log(struct pg_worker *w)
@@ -315,6 +344,9 @@ void pg_worker_free(struct pg_worker *w)
         event_free(w->drain_ev);
     if (w->reopen_ev)
         event_free(w->reopen_ev);
+    if (w->reload_ev)
+        event_free(w->reload_ev);
+    SSL_CTX_free(w->conn_owner.ssl_ctx); /* after the connections: they hold their own */
     if (w->backoff_ev)
         event_free(w->backoff_ev);
     if (w->scratch)

@@ -51,6 +51,7 @@ struct pg_conn {
     struct event flush_ev; /* runs deferred protocol work outside library callbacks */
     struct event timer_ev; /* handshake deadline, then the idle timeout, then the linger */
     enum pg_conn_state state;
+    bool draining;                   /* pg_conn_drain was called (maybe before the protocol) */
     const struct pg_protocol *proto; /* NULL until chosen */
     void *session;                   /* proto's */
     struct pg_conn_env env;          /* what the session borrows */

@@ -40,7 +40,7 @@ int pg_request_validate(const struct pg_request_head *head, bool tls, int *statu
 
 /* The reason phrase of a status ("Bad Request"), for the statuses pushgate answers itself and
  * the common ones it relays in HTTP/1.1 status lines; "" when unknown. */
-const char *pg_request_reason(int status);
+const char *pg_request_reason(int status) __attribute__((returns_nonnull));
 
 /* True when this request's response carries no body whatever its fields say: HEAD, 1xx, 204,
  * 304 (RFC 9110 §6.4.1). */

@@ -11,6 +11,8 @@
 #include "pushgate/conn.h"
 #include "pushgate/metrics.h"
 
+#include "pushgate/tls.h"
+
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -27,7 +29,7 @@ struct pg_learn;
 struct pg_worker {
     unsigned index;
     const struct pg_config *cfg;
-    SSL_CTX *ssl_ctx; /* borrowed from main; NULL for h2c */
+    struct pg_tls_store *tls; /* main's; NULL for cleartext */
     struct event_base *base;
     struct event *stop_ev;  /* activated by main to end the loop */
     struct event *drain_ev; /* activated by main to drain (SIGTERM) */
@@ -47,13 +49,14 @@ struct pg_worker {
     struct pg_counters counters;      /* this worker's; the metrics listener reads them */
     struct pg_access_log *access_log; /* NULL when --access-log is off */
     struct event *reopen_ev;          /* activated by main on SIGUSR1 */
+    struct event *reload_ev;          /* activated by main after SIGHUP replaced the context */
     pthread_t thread;
 };
 
 /* Sets up the loop, the upstream and listeners serving protocols on the already bound sockets
  * fds[count] (the worker takes ownership of them). Returns 0 or a pg_err code. */
 int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *cfg,
-                   SSL_CTX *ssl_ctx, const struct pg_protocols *protocols, const int *fds,
+                   struct pg_tls_store *tls, const struct pg_protocols *protocols, const int *fds,
                    size_t count);
 /* Runs the loop on a new thread until pg_worker_stop. Returns 0 or PG_ERR_LIBRARY. */
 int pg_worker_start(struct pg_worker *w);
@@ -62,6 +65,11 @@ void pg_worker_stop(struct pg_worker *w);
 /* Thread-safe: closes the listeners and lets every connection finish what it has in flight
  * (pg_conn_drain); the loop ends when the last connection is gone. */
 void pg_worker_drain(struct pg_worker *w);
+/* Writes the worker's listening descriptors (still owned by it) to fds[cap]; returns their
+ * count. Only while the worker is not draining. */
+size_t pg_worker_listener_fds(const struct pg_worker *w, int *fds, size_t cap);
+/* Thread-safe: new connections use the store's current TLS context (SIGHUP). */
+void pg_worker_reload_tls(struct pg_worker *w);
 /* Thread-safe: the access log reopens its file (logrotate). */
 void pg_worker_reopen_log(struct pg_worker *w);
 /* Waits until the worker's loop ended or the monotonic deadline passed; true when it ended

@@ -5,8 +5,10 @@ drives it with real clients (curl, raw sockets) and signals.
 """
 import hashlib
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -131,6 +133,70 @@ class Drain(UpstreamTestCase):
         self.assertIn("shutdown timeout", pg.log.text())
         c.close()
         self.upstream.release("drain-never")
+
+
+def served_certificate(port, alpn="http/1.1"):
+    """sha256 of the certificate a new TLS connection to port is shown."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols([alpn])
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
+
+
+def file_certificate(path):
+    with open(path) as f:
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
+
+
+class Reload(UpstreamTestCase):
+    def test_sighup_gives_new_connections_the_new_certificate_and_keeps_open_ones(self):
+        """SIGHUP after the certificate files were replaced: a new connection is shown the new
+        certificate, a connection opened before keeps working; a broken new pair is logged
+        and the current one kept."""
+        d = tempfile.mkdtemp(prefix="pg-reload-")
+        old = make_cert(d, "old")
+        new = make_cert(d, "new")
+        live = (os.path.join(d, "live.crt"), os.path.join(d, "live.key"))
+        for src, dst in zip(old, live):
+            shutil.copy(src, dst)
+        with Pushgate(self.upstream.url, tls=live) as pg:
+            self.assertEqual(served_certificate(pg.port), file_certificate(old[0]))
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.set_alpn_protocols(["http/1.1"])
+            kept = ctx.wrap_socket(socket.create_connection(("127.0.0.1", pg.port),
+                                                            timeout=DEADLINE),
+                                   server_hostname="localhost")
+            request = b"GET /r?size=3 HTTP/1.1\r\nHost: a\r\n\r\n"
+
+            def exchange():
+                kept.sendall(request)
+                reply = b""
+                while not (b"\r\n\r\n" in reply and len(reply.split(b"\r\n\r\n", 1)[1]) >= 3):
+                    chunk = kept.recv(4096)
+                    self.assertTrue(chunk, reply)
+                    reply += chunk
+                return reply
+
+            self.assertTrue(exchange().startswith(b"HTTP/1.1 200"))
+            for src, dst in zip(new, live):
+                shutil.copy(src, dst)
+            pg.proc.send_signal(signal.SIGHUP)
+            pg.log.wait_for(lambda l: "reloaded for new connections" in l)
+            self.assertEqual(served_certificate(pg.port), file_certificate(new[0]))
+            self.assertEqual(served_certificate(pg.port, "h2"), file_certificate(new[0]))
+            self.assertTrue(exchange().startswith(b"HTTP/1.1 200"))  # the open one carries on
+            with open(live[0], "w") as f:
+                f.write("not a certificate\n")
+            pg.proc.send_signal(signal.SIGHUP)
+            line = pg.log.wait_for(lambda l: "keeping the current certificate" in l)
+            self.assertIn("--tls-cert", line)
+            self.assertEqual(served_certificate(pg.port), file_certificate(new[0]))
+            kept.close()
 
 
 class Check(unittest.TestCase):

@@ -57,7 +57,7 @@ static void write_line(const struct pg_request *req, uint64_t elapsed_us)
         .upstream_time_us = req->upstream_time_us,
         .pushed = req->push != NULL,
         .parent_path = {NULL, 0, req->parent_path, req->parent_path ? strlen(req->parent_path) : 0},
-        .hinted = req->hinted_links ? req->hinted_links : (req->hinted ? 1u : 0u),
+        .hinted = req->hinted_links,
         .learned = req->learned,
     };
     pg_access_log_write(env->access_log, &e);
@@ -83,9 +83,10 @@ void pg_request_account(const struct pg_request *req)
     pg_histogram_observe(&c->request_duration, elapsed);
     if (req->push)
         count_push(req, c);
-    if (req->hinted) {
+    if (req->hinted_links) {
         pg_count(&c->early_hints_sent[PG_HINT_LEARNED], 1);
-        if (req->status && (req->status < 200 || req->status >= 300))
+        /* 304 is still the page (the learned entry stays too): not a wasted hint. */
+        if (req->status && (req->status < 200 || req->status >= 300) && req->status != 304)
             pg_count(&c->hinted_then_failed, 1);
     }
     if (req->pc->env->access_log)

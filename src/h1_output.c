@@ -214,7 +214,7 @@ static int submit_1xx(struct pg_request *req, int status, const struct pg_header
     struct evbuffer *out = st->h1->env->output;
     if (st->http_minor < 1 || !st->h1->env->proxy.cfg->early_hints_http1 ||
         st->output != H1_OUT_NONE)
-        return PG_OK;
+        return PG_ERR_INVALID; /* declined: nothing was sent */
     add_status_line(out, status);
     for (size_t i = 0; i < count; i++)
         add_field(out, &fields[i]);

@@ -177,25 +177,46 @@ static bool veq(const struct pval *v, const char *lit)
     return vnext(v, &k) < 0;
 }
 
-/* Streams over the relation types so a long rel list needs no copy. */
-static bool has_preload(const struct pval *v)
+static const struct {
+    const char *name;
+    unsigned bit;
+} rel_names[] = {
+    {"preload", PG_LINK_REL_PRELOAD},       {"modulepreload", PG_LINK_REL_MODULEPRELOAD},
+    {"preconnect", PG_LINK_REL_PRECONNECT}, {"dns-prefetch", PG_LINK_REL_DNS_PREFETCH},
+    {"prefetch", PG_LINK_REL_PREFETCH},
+};
+
+#define REL_WORD_MAX 16 /* longer than every name above: such a word matches none */
+
+static unsigned rel_bit(const char *word, size_t n)
 {
-    static const char word[] = "preload";
+    for (size_t r = 0; r < sizeof rel_names / sizeof rel_names[0]; r++)
+        if (strlen(rel_names[r].name) == n && memcmp(rel_names[r].name, word, n) == 0)
+            return rel_names[r].bit;
+    return 0;
+}
+
+/* Streams over the relation types, one word at a time, so a long rel list needs no copy of its
+ * own and each byte is looked at once. */
+static unsigned rels_of(const struct pval *v)
+{
+    char word[REL_WORD_MAX];
     size_t k = 0, at = 0;
-    bool match = true;
+    bool fits = true;
+    unsigned rels = 0;
     for (;;) {
         int c = vnext(v, &k);
         if (c < 0 || is_ows(c)) {
-            if (match && at == sizeof word - 1)
-                return true;
+            if (fits && at > 0)
+                rels |= rel_bit(word, at);
             if (c < 0)
-                return false;
+                return rels;
             at = 0;
-            match = true;
-        } else if (match && at < sizeof word - 1 && lower(c) == word[at]) {
-            at++;
+            fits = true;
+        } else if (at < sizeof word) {
+            word[at++] = (char)lower(c);
         } else {
-            match = false;
+            fits = false;
         }
     }
 }
@@ -223,7 +244,7 @@ static void apply(struct pg_link *l, const char *name, size_t n, const struct pv
 {
     if (name_is(name, n, "rel") && !seen->rel) {
         seen->rel = true;
-        l->preload = has_preload(v);
+        l->rels = rels_of(v);
     } else if (name_is(name, n, "as") && !seen->as) {
         seen->as = true;
         l->as = as_of(v);
@@ -258,11 +279,13 @@ static bool param(struct scan *sc, struct pg_link *l, struct seen *seen, bool *a
     return true;
 }
 
-/* Consumes the parameters and the comma ending the link-value; false when malformed. */
-static bool params(struct scan *sc, struct pg_link *l, bool *anchored)
+/* Consumes the parameters and the comma ending the link-value; false when malformed. *end is
+ * where the link-value's text ends (before trailing whitespace and the comma). */
+static bool params(struct scan *sc, struct pg_link *l, bool *anchored, size_t *end)
 {
     struct seen seen = {false, false, false};
     for (;;) {
+        *end = sc->i;
         ows(sc);
         int c = cur(sc);
         if (c < 0)
@@ -287,8 +310,9 @@ static bool params(struct scan *sc, struct pg_link *l, bool *anchored)
 /* Consumes one list element; true when it is a link to return. */
 static bool element(struct scan *sc, struct pg_link *l)
 {
-    *l = (struct pg_link){NULL, 0, false, false, PG_LINK_AS_NONE};
+    *l = (struct pg_link){NULL, 0, NULL, 0, 0, false, PG_LINK_AS_NONE};
     ows(sc);
+    size_t start = sc->i;
     int c = cur(sc);
     if (c == ',')
         sc->i++;
@@ -300,10 +324,15 @@ static bool element(struct scan *sc, struct pg_link *l)
     if (!target(sc, l))
         return false;
     bool anchored = false;
-    if (!params(sc, l, &anchored)) {
+    size_t end;
+    if (!params(sc, l, &anchored, &end)) {
         resync(sc);
         return false;
     }
+    while (end > start && is_ows(sc->s[end - 1]))
+        end--;
+    l->text = sc->s + start;
+    l->text_len = end - start;
     return !anchored;
 }
 

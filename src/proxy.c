@@ -5,6 +5,7 @@
 #include "pushgate/log.h"
 #include "pushgate/push.h"
 #include "pushgate/upstream.h"
+#include "pushgate/url.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -219,12 +220,10 @@ static void on_upstream_head(void *ud, const struct pg_response_head *head)
     char cookie[256];
     struct pg_header extra[2] = {{"via", 3, "1.1 pushgate", 12}};
     size_t extra_count = 1;
+    /* A 1xx is forwarded there, unless it is a 103 after ours that adds nothing. */
     pg_hints_on_response(req, head);
-    if (head->status < 200) {
-        if (req->pc->ops->submit_1xx(req, head->status, head->fields, head->count) != PG_OK)
-            pg_log_debug("cannot forward the upstream's %d", head->status);
+    if (head->status < 200)
         return;
-    }
     if (req->upstream_start_us) {
         req->upstream_time_us = (int64_t)(pg_now_us() - req->upstream_start_us);
         pg_histogram_observe(&req->pc->env->counters->upstream_response,
@@ -349,8 +348,9 @@ static void normalize_path(struct pg_request *req)
     char *out = malloc(path.value_len + 1);
     if (!out)
         return; /* validation still applies; the path goes out unchanged */
-    size_t n = pg_headers_normalize_path(path.value, path.value_len, out);
-    if (n == path.value_len && memcmp(out, path.value, n) == 0) {
+    size_t n = 0;
+    int rv = pg_url_remove_dot_segments(path.value, path.value_len, out, path.value_len + 1, &n);
+    if (rv != PG_OK || (n == path.value_len && memcmp(out, path.value, n) == 0)) {
         free(out);
         return;
     }
@@ -398,7 +398,7 @@ static void start_upstream(struct pg_request *req)
     }
     pg_hints_on_request(req);
     /* Before the upstream answers, a 103 or a promise can only come from the learned table. */
-    req->learned = req->hinted || req->pushes > 0;
+    req->learned = req->hinted_links > 0 || req->pushes > 0;
     struct pg_exchange_request xreq = {
         .method = req->head.method.value, /* NUL-terminated (request.h) */
         .target = path.value,

@@ -190,11 +190,34 @@ static int peek(const struct pin *in, size_t k)
     return j < in->b.n ? (unsigned char)in->b.p[j] : -1;
 }
 
-static bool starts(const struct pin *in, const char *lit)
+/* Length of the dot at offset k of the input: 1 for ".", 3 for "%2e" or "%2E" (RFC 3986
+ * §2.3, §6.2.2.2: a percent-encoded unreserved character is that character), else 0. */
+static size_t dot_at(const struct pin *in, size_t k)
 {
-    for (size_t k = 0; lit[k]; k++)
-        if (peek(in, k) != (unsigned char)lit[k])
+    if (peek(in, k) == '.')
+        return 1;
+    if (peek(in, k) == '%' && peek(in, k + 1) == '2' &&
+        (peek(in, k + 2) == 'e' || peek(in, k + 2) == 'E'))
+        return 3;
+    return 0;
+}
+
+/* Whether the input starts with pat, where each '.' of pat also matches "%2e" or "%2E"; when it
+ * does, *bytes is the length of the input matched. */
+static bool starts(const struct pin *in, const char *pat, size_t *bytes)
+{
+    size_t k = 0;
+    for (size_t j = 0; pat[j]; j++) {
+        size_t d = 1;
+        if (pat[j] == '.')
+            d = dot_at(in, k);
+        else if (peek(in, k) != (unsigned char)pat[j])
+            d = 0;
+        if (d == 0)
             return false;
+        k += d;
+    }
+    *bytes = k;
     return true;
 }
 
@@ -231,27 +254,29 @@ static void slash(struct out *o)
     segment(o, &in);
 }
 
-/* RFC 3986 §5.2.4, step by step; the output buffer is the algorithm's output buffer. */
+/* RFC 3986 §5.2.4, step by step; the output buffer is the algorithm's output buffer. A dot
+ * may be percent-encoded (see dot_at), so that a Link target and a request path spelling the
+ * same resource both come out as the same path. */
 static void remove_dots(struct out *o, struct pin *in)
 {
     size_t start = o->len;
     while (left(in) > 0) {
-        size_t n = left(in);
-        if (starts(in, "../")) {
-            in->i += 3;
-        } else if (starts(in, "./") || starts(in, "/./")) {
-            in->i += 2;
-        } else if (n == 2 && starts(in, "/.")) {
+        size_t n = left(in), k;
+        if (starts(in, "../", &k) || starts(in, "./", &k)) {
+            in->i += k;
+        } else if (starts(in, "/./", &k)) {
+            in->i += k - 1;
+        } else if (starts(in, "/.", &k) && k == n) {
             slash(o);
             break;
-        } else if (starts(in, "/../")) {
-            in->i += 3;
+        } else if (starts(in, "/../", &k)) {
+            in->i += k - 1;
             pop(o, start);
-        } else if (n == 3 && starts(in, "/..")) {
+        } else if (starts(in, "/..", &k) && k == n) {
             pop(o, start);
             slash(o);
             break;
-        } else if ((n == 1 && starts(in, ".")) || (n == 2 && starts(in, ".."))) {
+        } else if ((starts(in, ".", &k) && k == n) || (starts(in, "..", &k) && k == n)) {
             break;
         } else {
             segment(o, in);
@@ -348,6 +373,21 @@ int pg_url_resolve(const char *base, size_t base_len, const char *ref, size_t re
         return fail(&o, PG_ERR_INVALID);
     bool dots = transform(&b, &r, &t, &in);
     compose(&o, &t, &in, dots);
+    return finish(&o, out_len);
+}
+
+int pg_url_remove_dot_segments(const char *path, size_t len, char *out, size_t out_cap,
+                               size_t *out_len)
+{
+    struct out o = {out, out_cap, 0, false, 0, false};
+    if (len == 0 || path[0] != '/')
+        return fail(&o, PG_ERR_INVALID);
+    const char *query = memchr(path, '?', len);
+    size_t path_len = query ? (size_t)(query - path) : len;
+    struct pin in = {{path, path_len}, empty, 0};
+    /* Input starting with '/' leaves output starting with '/': never empty, never longer. */
+    remove_dots(&o, &in);
+    add(&o, path + path_len, len - path_len);
     return finish(&o, out_len);
 }
 

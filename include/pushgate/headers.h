@@ -61,14 +61,6 @@ bool pg_headers_list_has(const char *value, size_t len, const char *token, size_
 /* True for the fields HTTP/2 forbids and HTTP/1.1 uses hop-by-hop (lower-case name). */
 bool pg_headers_is_hop_by_hop(const char *name, size_t len);
 
-/* Removes dot-segments (RFC 3986 §5.2.4) from the path part of an origin-form request target,
- * so the proxy and the upstream cannot disagree about which resource "/a/../b" names.
- * Segments "." and ".." also count when percent-encoded ("%2e", "%2E"); every other byte,
- * the query and every other percent-encoding are kept as they are. path must start with '/'.
- * Writes the result (never longer than the input) and a NUL to out[len + 1]; returns its
- * length. */
-size_t pg_headers_normalize_path(const char *path, size_t len, char *out);
-
 struct pg_response_head {
     int status;
     struct pg_header *fields; /* views into the parsed block */

@@ -131,8 +131,9 @@ struct pg_pushed_request;
 struct pg_frontend_ops {
     /* Submits the final response head. Returns 0 or a pg_err code (the core then resets). */
     int (*submit_head)(struct pg_request *req, const struct pg_response *resp);
-    /* Submits an informational (1xx, in practice 103) head; the frontend may decline to send
-     * it (HTTP/1.0 clients, 103 to HTTP/1.1 clients off). Returns 0 or a pg_err code. */
+    /* Submits an informational (1xx, in practice 103) head. Returns 0 when it goes out, or a
+     * pg_err code: PG_ERR_INVALID when the frontend declines it (HTTP/1.0 clients, 103 to
+     * HTTP/1.1 clients off), others when it cannot. */
     int (*submit_1xx)(struct pg_request *req, int status, const struct pg_header *fields,
                       size_t count);
     /* More bytes are in resp_body, or output became PG_OUTPUT_COMPLETE. */

@@ -1,8 +1,13 @@
-/* RFC 3986 §5 reference resolution and the same-origin test the proxy applies to Link targets.
+/* RFC 3986 §5 reference resolution, the same-origin test the proxy applies to Link targets, and
+ * dot-segment removal for request paths. One remove_dot_segments (§5.2.4) serves all three, so
+ * a pushed path and the same path requested by a client always name the same resource.
  *
  * Allocation-free: results are written into a caller buffer, and every function reports
- * PG_ERR_TOO_LONG instead of truncating, so a cut-off path is never pushed. Both functions
- * return 0 or a negative enum pg_err; the same-origin verdict goes through an out-parameter. */
+ * PG_ERR_TOO_LONG instead of truncating, so a cut-off path is never pushed. Every function
+ * returns 0 or a negative enum pg_err; the same-origin verdict goes through an out-parameter.
+ *
+ * Everywhere, a "." or ".." segment also counts when its dots are percent-encoded ("%2e",
+ * "%2E", RFC 3986 §6.2.2.2); every other byte and percent-encoding is kept as it is. */
 #ifndef PUSHGATE_URL_H
 #define PUSHGATE_URL_H
 
@@ -47,5 +52,17 @@ int pg_url_resolve(const char *base, size_t base_len, const char *ref, size_t re
 int pg_url_resolve_same_origin(const char *scheme, const char *authority, const char *base_path,
                                size_t base_path_len, const char *ref, size_t ref_len, char *out,
                                size_t out_cap, size_t *out_len, enum pg_url_origin *origin);
+
+/* Removes dot-segments (RFC 3986 §5.2.4) from the path of an origin-form request target (path
+ * and len, not NUL-terminated; "/path" with an optional "?query"), so the proxy and the upstream
+ * cannot disagree about which resource "/a/../b" or "/a/%2e%2e/b" names. The query and every
+ * byte that is not part of a dot-segment are copied as they are; bytes are not validated (that
+ * is pg_request_validate's job). Writes the NUL-terminated result, never longer than the input
+ * (out_cap = len + 1 always suffices), to out, which must not overlap path, and its length
+ * without the NUL to *out_len (may be NULL). Returns PG_OK, PG_ERR_INVALID (path empty or not
+ * starting with '/') or PG_ERR_TOO_LONG; on an error out is emptied (when out_cap > 0) and
+ * *out_len left alone. */
+int pg_url_remove_dot_segments(const char *path, size_t len, char *out, size_t out_cap,
+                               size_t *out_len);
 
 #endif

@@ -1,6 +1,11 @@
 """103 Early Hints, links learned from earlier responses, and the push cache digest, with the
 libnghttp2 test client against the scriptable upstream. "Before the upstream answered" is
-asserted with an upstream that holds the page until the test releases it, never with sleeps."""
+asserted with an upstream that holds the page until the test releases it, never with sleeps.
+
+The browser rules (issue 13): one complete first 103 (the upstream's own 103 links are learned
+too, and a later upstream 103 is forwarded only for links ours did not name), preload,
+modulepreload and preconnect only, navigations only, a non-2xx final response forgets the
+page."""
 import itertools
 import unittest
 from urllib.parse import quote
@@ -20,6 +25,14 @@ def promised_paths(ev):
 
 def links_of(event):
     return [v for n, v in event["headers"] if n == "link"]
+
+
+def page_heads(ev):
+    """The HEADERS events of the page's stream (1), 103s and final, in order."""
+    return [e for e in events_of(ev, "headers") if e["stream"] == 1]
+
+
+NAV = ("-H", "sec-fetch-mode: navigate", "-H", "sec-fetch-dest: document")
 
 
 class Hints(UpstreamTestCase):
@@ -178,6 +191,180 @@ class Hints(UpstreamTestCase):
             self.assertEqual(promised_paths(ev), ["/d3.png"], "only what it lacks")
             ev = self.fetch(pg)
             self.assertEqual(promised_paths(ev), ["/d1.css", "/d3.png"], "no cookie, no memory")
+
+    # ---- Issue 13: Early Hints as browsers act on them. ----
+
+    def hinted_page(self, extra=""):
+        """A page whose upstream sends its own 103 (links of set name+"-103") and then, once
+        released, its final response (links of set name, status of name if set)."""
+        return self.page(f"&hints_from={self.name}-103&status_from={self.name}{extra}")
+
+    def held_heads(self, pg, *flags, path=None):
+        """A held request that must get a 103 or a promise while the page is held: (that 103
+        or None, every page HEADERS, every event)."""
+        run = self.held_fetch(pg, *flags, path=path)
+        first = run.wait_event(lambda e: e["ev"] == "headers" or e["ev"] == "push_promise")
+        self.upstream.release(self.name)
+        rc, ev = run.finish()
+        self.assertEqual(rc, 0, ev)
+        return first if first["ev"] == "headers" else None, page_heads(ev), ev
+
+    def test_the_first_103_names_the_upstreams_103_links_and_the_final_links(self):
+        s = "</s.css?size=10>; rel=preload; as=style"
+        f = "</f.js?size=10>; rel=preload; as=script"
+        n = "</n.js?size=10>; rel=modulepreload"
+        self.upstream.set_links(f"{self.name}-103", s)
+        self.upstream.set_links(self.name, f)
+        with Pushgate(self.upstream.url) as pg:
+            heads = page_heads(self.fetch(pg, "--no-push", *NAV, path=self.hinted_page()))
+            self.assertEqual([h["status"] for h in heads], [103, 200], "cold: the upstream's 103")
+            self.assertEqual(links_of(heads[0]), [s])
+
+            first, heads, _ = self.held_heads(pg, "--no-push", *NAV, path=self.hinted_page())
+            self.assertIsNotNone(first, "a 103 while the upstream thinks")
+            self.assertEqual((first["status"], links_of(first)), (103, [s, f]),
+                             "one 103 naming what the upstream hinted and what it listed")
+            self.assertEqual([h["status"] for h in heads], [103, 200],
+                             "the upstream's 103 names nothing new: not forwarded")
+
+            # The upstream now hints one more link: its 103 is forwarded after ours ...
+            self.upstream.set_links(f"{self.name}-103", s, n)
+            first, heads, _ = self.held_heads(pg, "--no-push", *NAV, path=self.hinted_page())
+            self.assertEqual(links_of(first), [s, f])
+            self.assertEqual([h["status"] for h in heads], [103, 103, 200])
+            self.assertEqual(links_of(heads[1]), [s, n], "forwarded as the upstream sent it")
+            # ... and learned: the next first 103 is complete again.
+            first, heads, _ = self.held_heads(pg, "--no-push", *NAV, path=self.hinted_page())
+            self.assertEqual(links_of(first), [s, n, f])
+            self.assertEqual([h["status"] for h in heads], [103, 200])
+
+    def test_a_push_enabled_client_is_pushed_what_a_later_upstream_103_adds(self):
+        s = "</s2.css?size=10>; rel=preload; as=style"
+        f = "</f2.js?size=10>; rel=preload; as=script"
+        c = "<https://cdn.example>; rel=preconnect"
+        self.upstream.set_links(f"{self.name}-103", s)
+        self.upstream.set_links(self.name, f, c)
+        with Pushgate(self.upstream.url) as pg:
+            self.fetch(pg, path=self.hinted_page())
+            self.upstream.set_links(f"{self.name}-103", s, "</new.css?size=10>; rel=preload")
+            first, heads, ev = self.held_heads(pg, path=self.hinted_page())
+        self.assertEqual(promised_paths(ev), ["/f2.js?size=10", "/new.css?size=10",
+                                              "/s2.css?size=10"])
+        self.assertEqual([h["status"] for h in heads], [103, 103, 200])
+        self.assertEqual(links_of(heads[0]), [s, f, c], "ours first (the preconnect needs it)")
+
+    def test_a_cross_origin_preconnect_is_hinted_and_never_pushed(self):
+        links = ("<https://cdn.example>; rel=preconnect; crossorigin",
+                 "</p.css>; rel=preload; as=style")
+        self.upstream.set_links(self.name, *links)
+        with Pushgate(self.upstream.url) as pg:
+            self.fetch(pg)
+            first, heads, ev = self.held_heads(pg)
+            self.assertEqual(promised_paths(ev), ["/p.css"], "the preconnect is not pushed")
+            self.assertEqual([h["status"] for h in heads], [103, 200])
+            self.assertEqual(links_of(heads[0]), list(links), "but it is in our 103")
+            first, heads, ev = self.held_heads(pg, "--no-push")
+            self.assertEqual(links_of(first), list(links))
+            self.assertEqual(events_of(ev, "push_promise"), [])
+
+    def test_only_preload_modulepreload_and_preconnect_are_hinted_as_written(self):
+        hinted = ("</r1.css>; rel=preload; as=style; media=\"(min-width: 600px)\"; "
+                  "fetchpriority=high",
+                  "</r2.png>; rel=preload; as=image; imagesrcset=\"/r2.png 1x, /r2x2.png 2x\"",
+                  "</r3.js>; rel=modulepreload",
+                  "<https://fonts.example/f.woff2>; rel=preload; as=font; type=\"font/woff2\"; "
+                  "crossorigin",
+                  "<https://cdn.example>; rel=preconnect")
+        ignored = ("<https://dns.example>; rel=dns-prefetch", "</next.html>; rel=prefetch",
+                   "</r1.css>; rel=stylesheet")
+        # One field holding every link, as many applications write it.
+        self.upstream.set_links(self.name, ", ".join(hinted + ignored))
+        with Pushgate(self.upstream.url) as pg:
+            self.fetch(pg)
+            first, heads, ev = self.held_heads(pg)
+            self.assertEqual(links_of(heads[0]), list(hinted), "one field per link, byte for byte")
+            self.assertEqual(promised_paths(ev), ["/r1.css", "/r2.png", "/r3.js"],
+                             "same-origin preload and modulepreload only")
+            first, heads, ev = self.held_heads(pg, "--no-push")
+            self.assertEqual(links_of(first), list(hinted))
+
+    def test_requests_that_are_not_navigations_get_no_103_of_ours(self):
+        self.upstream.set_links(self.name, "</nav.css>; rel=preload; as=style")
+        cases = ((("-H", "sec-fetch-mode: cors", "-H", "sec-fetch-dest: empty"), [200]),
+                 (("-H", "sec-fetch-mode: no-cors", "-H", "sec-fetch-dest: script"), [200]),
+                 (("-H", "sec-fetch-mode: navigate", "-H", "sec-fetch-dest: iframe"), [200]),
+                 (("-H", "sec-fetch-dest: image"), [200]),
+                 (NAV, [103, 200]),
+                 (("-H", "sec-fetch-mode: navigate"), [103, 200]),
+                 ((), [103, 200]))  # no Sec-Fetch fields: not a browser, today's behaviour
+        with Pushgate(self.upstream.url) as pg:
+            self.fetch(pg, "--no-push")
+            for flags, statuses in cases:
+                ev = self.fetch(pg, "--no-push", *flags)
+                self.assertEqual([h["status"] for h in page_heads(ev)], statuses, flags)
+            # Pushes are not hints: a push-enabled client fetching with cors is still pushed.
+            ev = self.fetch(pg, "-H", "sec-fetch-mode: cors")
+            self.assertEqual(promised_paths(ev), ["/nav.css"])
+
+    def test_an_upstream_103_is_still_forwarded_to_other_requests(self):
+        s = "</fw.css>; rel=preload; as=style"
+        self.upstream.set_links(f"{self.name}-103", s)
+        self.upstream.set_links(self.name, "</fw.js>; rel=preload")
+        with Pushgate(self.upstream.url) as pg:
+            self.fetch(pg, "--no-push", path=self.hinted_page())
+            ev = self.fetch(pg, "--no-push", "-H", "sec-fetch-mode: cors",
+                            path=self.hinted_page())
+        heads = page_heads(ev)
+        self.assertEqual([h["status"] for h in heads], [103, 200])
+        self.assertEqual(links_of(heads[0]), [s], "the upstream's own, not ours")
+
+    def test_a_final_response_other_than_2xx_forgets_the_page(self):
+        self.upstream.set_links(self.name, "</gone.css>; rel=preload; as=style")
+        with Pushgate(self.upstream.url) as pg:
+            for status in (302, 301, 401, 403, 404, 500, 503):
+                self.upstream.control("/_status", name=self.name, status=200)
+                self.fetch(pg, "--no-push", path=self.hinted_page())  # learned
+                self.upstream.control("/_status", name=self.name, status=status)
+                heads = page_heads(self.fetch(pg, "--no-push", path=self.hinted_page()))
+                self.assertEqual([h["status"] for h in heads], [103, status],
+                                 "at most one response carries stale hints")
+                self.upstream.control("/_status", name=self.name, status=200)
+                heads = page_heads(self.fetch(pg, "--no-push", path=self.hinted_page()))
+                self.assertEqual([h["status"] for h in heads], [200], f"forgotten after {status}")
+            # 304: the client has the page, which is still the page: the entry stays.
+            self.upstream.control("/_status", name=self.name, status=304)
+            heads = page_heads(self.fetch(pg, "--no-push", path=self.hinted_page()))
+            self.assertEqual([h["status"] for h in heads], [103, 304])
+            self.upstream.control("/_status", name=self.name, status=200)
+            first, heads, _ = self.held_heads(pg, "--no-push", path=self.hinted_page())
+            self.assertEqual([h["status"] for h in heads], [103, 200], "kept after a 304")
+
+    def test_our_103_stays_within_64_links_and_16_kib(self):
+        many = [f"</m{i}.js>; rel=preload; as=script" for i in range(70)]
+        self.upstream.set_links(self.name, *many)
+        with Pushgate(self.upstream.url) as pg:
+            self.fetch(pg, "--no-push")
+            first, heads, _ = self.held_heads(pg, "--no-push")
+            self.assertEqual(links_of(first), many[:64])
+            big = [f"</b{i}.css>; rel=preload; as=style; x=\"{'y' * 3000}\"" for i in range(8)]
+            self.upstream.set_links(self.name, *big)
+            self.fetch(pg, "--no-push")
+            first, heads, _ = self.held_heads(pg, "--no-push")
+            self.assertEqual(links_of(first), big[:5])
+            self.assertLessEqual(sum(len(v) for v in links_of(first)), 16384)
+
+    def test_a_forwarded_103_carries_no_content_length(self):
+        raw = ("HTTP/1.1 103 Early Hints\r\nLink: </cl.css>; rel=preload\r\n"
+               "Content-Length: 0\r\n\r\n"
+               "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        with Pushgate(self.upstream.url) as pg:
+            rc, ev = h2client("--no-push", "127.0.0.1", pg.port,
+                              f"/{self.name}?raw={quote(raw, safe='')}")
+        self.assertEqual(rc, 0, ev)
+        heads = page_heads(ev)
+        self.assertEqual([h["status"] for h in heads], [103, 200])
+        self.assertEqual(links_of(heads[0]), ["</cl.css>; rel=preload"])
+        self.assertNotIn("content-length", [n for n, _ in heads[0]["headers"]])
 
 
 if __name__ == "__main__":

@@ -115,14 +115,20 @@ class AccessLog(UpstreamTestCase):
 
     def test_learned_103_is_logged_as_hinted_and_learned(self):
         """The second request for a learned page gets our 103: its line says hinted > 0 and
-        learned true; the first says neither."""
+        learned true, the first says neither; the learned table counts one miss and one hit,
+        and one 103 of ours went out."""
         p = page("</l.css>; rel=preload; as=style", extra="&tag=learned-log")
         with Pushgate(self.upstream.url, "--access-log", self.path, "--access-log-format",
-                      "json") as pg:
+                      "json", "--metrics-listen", "127.0.0.1:0") as pg:
             for _ in range(2):
                 rc, _ = h2client("--no-push", "127.0.0.1", pg.port, p)
                 self.assertEqual(rc, 0)
             entries = self.wait_entries(2)
+            got = samples(http_get(metrics_port(pg), "/metrics")[1])
+        self.assertEqual(got['pushgate_learned_lookups_total{result="miss"}'], 1)
+        self.assertEqual(got['pushgate_learned_lookups_total{result="hit"}'], 1)
+        self.assertEqual(got['pushgate_early_hints_sent_total{source="learned"}'], 1)
+        self.assertEqual(got['pushgate_early_hints_sent_total{source="upstream"}'], 0)
         first, second = [e for e in entries if e["path"] == p][:2]
         self.assertEqual((first["hinted"], first["learned"]), (0, False))
         self.assertGreater(second["hinted"], 0)

@@ -17,6 +17,11 @@ Query parameters (all optional; repeatable ones say so):
   links_from=NAME   also one Link field per value last set with /_links?name=NAME&link=...
   early_hints=VALUE send "103 Early Hints" with this Link value first (repeatable: one field
                     each); hint_delay_ms=N wait between the 103 and the final response
+  hints_from=NAME   send one "103 Early Hints" (after any early_hints=) with one Link field per
+                    value last set with /_links?name=NAME (none set: no 103)
+  status_from=NAME  the final status is the one last set with /_status?name=NAME&status=N
+                    (none set: status=, else 200)
+  body_from=NAME    the body is the text last set with /_body?name=NAME&body=TEXT (UTF-8)
   delay_ms=N        wait before the response head; body_delay_ms=N wait between head and body
   hold=NAME         wait before the response head for a permit from GET /_release?name=NAME
   reset_after=N     send N body bytes, then reset the connection (RST)
@@ -29,7 +34,9 @@ Query parameters (all optional; repeatable ones say so):
                     for malformed and hostile responses
 
 Special paths: /_stats (JSON counters), /_release?name=NAME (one permit for a held request,
-now or later), /_links?name=NAME&link=V&link=W (replaces the named Link set).
+now or later), /_links?name=NAME&link=V&link=W (replaces the named Link set),
+/_status?name=NAME&status=N (the status for status_from=NAME), /_body?name=NAME&body=TEXT (the
+body for body_from=NAME).
 Log entries: conn, seq, raw_head, method, target, headers [[name, value]], body_len,
 body_sha256, chunked, completed.
 """
@@ -119,6 +126,8 @@ class Upstream:
         self.stats = Stats()
         self.holds = Holds()
         self.link_sets = {}
+        self.statuses = {}
+        self.bodies = {}
         self.log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) \
             if log_path else None
         self.next_conn = 0
@@ -173,6 +182,13 @@ class Upstream:
         if req.path == "/_links":
             self.link_sets[req.q("name", "")] = req.query.get("link", [])
             return await self.send_json(writer, req, {"links": req.query.get("link", [])})
+        if req.path == "/_status":
+            self.statuses[req.q("name", "")] = int(req.q("status", "200"))
+            return await self.send_json(writer, req, {"status": self.statuses[req.q("name", "")]})
+        if req.path == "/_body":
+            # The query was decoded as latin-1; the text was sent as UTF-8.
+            self.bodies[req.q("name", "")] = req.q("body", "").encode("latin-1")
+            return await self.send_json(writer, req, {"bytes": len(self.bodies[req.q("name", "")])})
         if req.path == "/_release":
             self.holds.gate(req.q("name", "")).release()
             return await self.send_json(writer, req, {"released": req.q("name", "")})
@@ -206,6 +222,8 @@ class Upstream:
             writer.write(req.q("raw").encode("latin-1"))
             await writer.drain()
             return False
+        if req.q("body_from") is not None:
+            return await self.respond(req, writer, self.bodies.get(req.q("body_from"), b""))
         return await self.respond(req, writer, bytes(req.body) if req.qi("echo") else None)
 
     async def read_body(self, req, reader):
@@ -258,12 +276,19 @@ class Upstream:
 
     async def respond(self, req, writer, echo_body):
         status = req.qi("status", 200)
+        if req.q("status_from") is not None:
+            status = self.statuses.get(req.q("status_from"), status)
         size = len(echo_body) if echo_body is not None else req.qi("size")
         for value in req.query.get("early_hints", []):
             writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: " + value.encode("latin-1") +
                          b"\r\n\r\n")
             await writer.drain()
             await asyncio.sleep(req.qi("hint_delay_ms") / 1000)
+        hinted = self.link_sets.get(req.q("hints_from"), []) if req.q("hints_from") else []
+        if hinted:
+            writer.write(b"HTTP/1.1 103 Early Hints\r\n" + b"".join(
+                b"Link: " + v.encode("latin-1") + b"\r\n" for v in hinted) + b"\r\n")
+            await writer.drain()
         await asyncio.sleep(req.qi("delay_ms") / 1000)
         hold = req.q("hold")
         if hold is not None:

@@ -10,7 +10,7 @@
 
 struct want {
     const char *target;
-    bool preload;
+    unsigned rels;
     bool nopush;
     enum pg_link_as as;
 };
@@ -24,9 +24,10 @@ struct link_case {
 
 /* Shorthands keep the table one line per case. */
 /* clang-format off */
-#define PRE(t, as) {t, true, false, PG_LINK_AS_##as}
-#define PLAIN(t) {t, false, false, PG_LINK_AS_NONE}
-#define W(t, pre, nop, as) {t, pre, nop, PG_LINK_AS_##as}
+#define PRE(t, as) {t, PG_LINK_REL_PRELOAD, false, PG_LINK_AS_##as}
+#define PLAIN(t) {t, 0, false, PG_LINK_AS_NONE}
+#define W(t, pre, nop, as) {t, (pre) ? PG_LINK_REL_PRELOAD : 0u, nop, PG_LINK_AS_##as}
+#define REL(t, rels) {t, rels, false, PG_LINK_AS_NONE}
 /* clang-format on */
 
 static const struct link_case link_cases[] = {
@@ -86,7 +87,7 @@ static const struct link_case link_cases[] = {
     {"</a>; rel=\"alternate  preload  next\"", 0, 1, {PRE("/a", NONE)}},
     {"</a>; rel=\"stylesheet\tPRELOAD\"", 0, 1, {PRE("/a", NONE)}},
     {"</a>; rel=\"  preload  \"", 0, 1, {PRE("/a", NONE)}},
-    {"</a>; rel=prefetch", 0, 1, {PLAIN("/a")}},
+    {"</a>; rel=prefetch", 0, 1, {REL("/a", PG_LINK_REL_PREFETCH)}},
     {"</a>; rel=preloaded", 0, 1, {PLAIN("/a")}},
     {"</a>; rel=\"preloaded stylesheet\"", 0, 1, {PLAIN("/a")}},
     {"</a>; rel=\"xpreload\"", 0, 1, {PLAIN("/a")}},
@@ -100,6 +101,32 @@ static const struct link_case link_cases[] = {
     {"</a>; rel; rel=preload", 0, 1, {PLAIN("/a")}},
     {"</a>; rel=preload stylesheet", 0, 1, {PRE("/a", NONE)}},
     {"</a>; rel=\"https://example.com/rel/preload\"", 0, 1, {PLAIN("/a")}},
+
+    /* The other relation types told apart, each a whole word, any case, any combination. */
+    {"</m.js>; rel=modulepreload", 0, 1, {REL("/m.js", PG_LINK_REL_MODULEPRELOAD)}},
+    {"</m.js>; rel=ModulePreload", 0, 1, {REL("/m.js", PG_LINK_REL_MODULEPRELOAD)}},
+    {"<https://cdn>; rel=preconnect", 0, 1, {REL("https://cdn", PG_LINK_REL_PRECONNECT)}},
+    {"<https://cdn>; rel=\"preconnect\"; crossorigin",
+     0,
+     1,
+     {REL("https://cdn", PG_LINK_REL_PRECONNECT)}},
+    {"<//cdn>; rel=dns-prefetch", 0, 1, {REL("//cdn", PG_LINK_REL_DNS_PREFETCH)}},
+    {"<//cdn>; rel=\"dns-prefetch preconnect\"",
+     0,
+     1,
+     {REL("//cdn", PG_LINK_REL_DNS_PREFETCH | PG_LINK_REL_PRECONNECT)}},
+    {"</a>; rel=\"preload modulepreload prefetch\"",
+     0,
+     1,
+     {REL("/a", PG_LINK_REL_PRELOAD | PG_LINK_REL_MODULEPRELOAD | PG_LINK_REL_PREFETCH)}},
+    {"</a>; rel=modulepreloadx", 0, 1, {PLAIN("/a")}},
+    {"</a>; rel=module-preload", 0, 1, {PLAIN("/a")}},
+    {"</a>; rel=pre-connect", 0, 1, {PLAIN("/a")}},
+    {"</a>; rel=dnsprefetch", 0, 1, {PLAIN("/a")}},
+    {"</a>; rel=\"modulepreloadmodulepreload preload\"", 0, 1, {PRE("/a", NONE)}},
+    {"</a>; rel=\"xxxxxxxxxxxxxxxxxxxxxpreload\"", 0, 1, {PLAIN("/a")}},
+    {"</a>; rel=\"m\\odulepreload\"", 0, 1, {REL("/a", PG_LINK_REL_MODULEPRELOAD)}},
+    {"</a>; rel=preconnect; rel=preload", 0, 1, {REL("/a", PG_LINK_REL_PRECONNECT)}},
 
     /* anchor: a non-empty one drops the link; only the first counts. */
     {"</a>; rel=preload; anchor=\"#foo\"", 0, 0, {{0}}},
@@ -218,8 +245,12 @@ static void test_table(void)
                   (int)l->target_len, l->target, w->target);
             CHECK(l->target >= c->in && l->target + l->target_len <= c->in + len,
                   "case %zu link %zu: target is not a view into the value", k, j);
-            CHECK(l->preload == w->preload, "case %zu [%s] link %zu: preload=%d", k, c->in, j,
-                  l->preload);
+            CHECK(l->rels == w->rels, "case %zu [%s] link %zu: rels=%#x want %#x", k, c->in, j,
+                  l->rels, w->rels);
+            CHECK(l->text && l->text >= c->in && l->text + l->text_len <= c->in + len &&
+                      l->text[0] == '<' && l->target == l->text + 1 &&
+                      l->target + l->target_len < l->text + l->text_len,
+                  "case %zu [%s] link %zu: text is a view holding the target", k, c->in, j);
             CHECK(l->nopush == w->nopush, "case %zu [%s] link %zu: nopush=%d", k, c->in, j,
                   l->nopush);
             CHECK(l->as == w->as, "case %zu [%s] link %zu: as=%d want %d", k, c->in, j, l->as,
@@ -276,15 +307,16 @@ static void test_length_bound(void)
         size_t n;
         const char *target;
         bool preload;
+        size_t text_len;
     } cases[] = {
-        {"</a>; rel=preload", 4, 1, "/a", false},
-        {"</a>; rel=preload", 14, 1, "/a", false},
-        {"</a>; rel=preload", 17, 1, "/a", true},
-        {"</a>; rel=\"preload\"", 18, 0, NULL, false},
-        {"</a>; rel=\"preload\"", 19, 1, "/a", true},
-        {"</a>", 3, 0, NULL, false},
-        {"</a>, </b>", 6, 1, "/a", false},
-        {"</a>, </b>", 9, 1, "/a", false},
+        {"</a>; rel=preload", 4, 1, "/a", false, 4},
+        {"</a>; rel=preload", 14, 1, "/a", false, 14},
+        {"</a>; rel=preload", 17, 1, "/a", true, 17},
+        {"</a>; rel=\"preload\"", 18, 0, NULL, false, 0},
+        {"</a>; rel=\"preload\"", 19, 1, "/a", true, 19},
+        {"</a>", 3, 0, NULL, false, 0},
+        {"</a>, </b>", 6, 1, "/a", false, 4},
+        {"</a>, </b>", 9, 1, "/a", false, 4},
     };
     for (size_t k = 0; k < PG_ARRAY_LEN(cases); k++) {
         /* A heap copy of exactly len bytes lets the sanitizer catch any read past the end. */
@@ -298,7 +330,8 @@ static void test_length_bound(void)
         if (n > 0 && cases[k].target)
             CHECK(got[0].target_len == strlen(cases[k].target) &&
                       memcmp(got[0].target, cases[k].target, got[0].target_len) == 0 &&
-                      got[0].preload == cases[k].preload,
+                      (got[0].rels == PG_LINK_REL_PRELOAD) == cases[k].preload &&
+                      got[0].text_len == cases[k].text_len,
                   "length case %zu: link", k);
         free(v);
     }
@@ -311,7 +344,7 @@ static void test_max_len(void)
     memcpy(v, "</a>; rel=preload,", 18);
     struct pg_link l[2];
     size_t n = pg_link_parse(v, PG_LINK_MAX_FIELD_LEN, l, 2);
-    CHECK(n == 1 && l[0].preload, "at the limit: n=%zu", n);
+    CHECK(n == 1 && l[0].rels == PG_LINK_REL_PRELOAD, "at the limit: n=%zu", n);
     n = pg_link_parse(v, PG_LINK_MAX_FIELD_LEN + 1, l, 2);
     CHECK(n == 0, "one past the limit: n=%zu", n);
     memcpy(v + PG_LINK_MAX_FIELD_LEN - 4, "</b>", 4);
@@ -345,7 +378,7 @@ static void test_many(void)
     for (int k = 0; k < 6000; k++)
         append(v, sizeof v, &n, "</x>;rel=preload,");
     got = pg_link_parse(v, n, l, PG_ARRAY_LEN(l));
-    CHECK(got == n / 17 && l[got - 1].preload, "preload links: %zu", got);
+    CHECK(got == n / 17 && l[got - 1].rels == PG_LINK_REL_PRELOAD, "preload links: %zu", got);
 
     static const char *const shapes[] = {"<",        "<a,", "< ",           "\"", ";",    "<a>;",
                                          "<a>;x=\"", "<<>", "<a>;rel=\"\\", ",<", "<a ,", "x<y>"};
@@ -362,6 +395,44 @@ static void test_many(void)
     append(v, sizeof v, &n, ">");
     got = pg_link_parse(v, n, l, PG_ARRAY_LEN(l));
     CHECK(got == 0, "'<a' run then '>': %zu", got);
+}
+
+/* Each link-value's own text, byte for byte: what a 103 repeats of it. */
+static void test_text(void)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *texts[3];
+    } cases[] = {
+        {"</a>", 1, {"</a>"}},
+        {"</a>; rel=preload; as=style", 1, {"</a>; rel=preload; as=style"}},
+        {"  </a>;rel=preload  ,  </b>  ", 2, {"</a>;rel=preload", "</b>"}},
+        {"</a>; rel=preload; as=style; crossorigin, <https://cdn.example>; rel=preconnect",
+         2,
+         {"</a>; rel=preload; as=style; crossorigin", "<https://cdn.example>; rel=preconnect"}},
+        {"</i.png>; rel=preload; as=image; imagesrcset=\"/i1.png 1x, /i2.png 2x\"; "
+         "fetchpriority=high; media=\"(min-width: 600px)\"",
+         1,
+         {"</i.png>; rel=preload; as=image; imagesrcset=\"/i1.png 1x, /i2.png 2x\"; "
+          "fetchpriority=high; media=\"(min-width: 600px)\""}},
+        {"</m.js>; rel=modulepreload; type=\"module\"\t, </b>",
+         2,
+         {"</m.js>; rel=modulepreload; type=\"module\"", "</b>"}},
+        {"</a>; rel=preload;, </b>;;", 2, {"</a>; rel=preload;", "</b>;;"}},
+        {"junk, </b>; x=\"y\" z", 1, {"</b>; x=\"y\" z"}},
+        {"</a>; anchor=\"x\", </b>; rel=preload", 1, {"</b>; rel=preload"}},
+    };
+    for (size_t k = 0; k < PG_ARRAY_LEN(cases); k++) {
+        struct pg_link got[4];
+        size_t n = pg_link_parse(cases[k].in, strlen(cases[k].in), got, PG_ARRAY_LEN(got));
+        CHECK(n == cases[k].n, "text case %zu: n=%zu want %zu", k, n, cases[k].n);
+        for (size_t j = 0; j < n && j < cases[k].n; j++)
+            CHECK(got[j].text_len == strlen(cases[k].texts[j]) &&
+                      memcmp(got[j].text, cases[k].texts[j], got[j].text_len) == 0,
+                  "text case %zu link %zu: '%.*s' want '%s'", k, j, (int)got[j].text_len,
+                  got[j].text, cases[k].texts[j]);
+    }
 }
 
 static void test_as_name(void)
@@ -407,6 +478,7 @@ int main(void)
     test_length_bound();
     test_max_len();
     test_many();
+    test_text();
     test_as_name();
     return check_report("link");
 }

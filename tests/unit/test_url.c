@@ -1,4 +1,5 @@
-/* Table tests for RFC 3986 §5 resolution and the same-origin rule. */
+/* Table tests for RFC 3986 §5 resolution, the same-origin rule and request-path dot-segment
+ * removal. */
 #include "check.h"
 #include "pushgate/common.h"
 #include "pushgate/url.h"
@@ -80,6 +81,31 @@ static const struct resolve_case resolve_cases[] = {
     {"HTTP://A/b", "c", PG_OK, "HTTP://A/c"},
     {"http://a/b/", "%41", PG_OK, "http://a/b/%41"},
     {"http://[::1]:8080/a/b", "../c", PG_OK, "http://[::1]:8080/c"},
+
+    /* Percent-encoded dots are dots (RFC 3986 §6.2.2.2), as in request paths; no other
+     * spelling is ("%2e%2e%2e", "%2eg", "%2e%2f", a query, a fragment, a kept base path). */
+    {RFC_BASE, "%2e/g", PG_OK, "http://a/b/c/g"},
+    {RFC_BASE, "%2E%2E/g", PG_OK, "http://a/b/g"},
+    {RFC_BASE, ".%2e/%2E./g", PG_OK, "http://a/g"},
+    {RFC_BASE, "g/%2e%2e/h", PG_OK, "http://a/b/c/h"},
+    {RFC_BASE, "g/%2E", PG_OK, "http://a/b/c/g/"},
+    {RFC_BASE, "%2e", PG_OK, "http://a/b/c/"},
+    {RFC_BASE, "%2e%2e", PG_OK, "http://a/b/"},
+    {RFC_BASE, "/%2e%2e/g", PG_OK, "http://a/g"},
+    {RFC_BASE, "/%2e/g", PG_OK, "http://a/g"},
+    {RFC_BASE, "http://x/y/%2e%2e/z/%2e/w", PG_OK, "http://x/z/w"},
+    {RFC_BASE, "g:%2e%2e/h", PG_OK, "g:h"},
+    {RFC_BASE, "g%2e", PG_OK, "http://a/b/c/g%2e"},
+    {RFC_BASE, "%2eg", PG_OK, "http://a/b/c/%2eg"},
+    {RFC_BASE, "%2e%2e%2e/g", PG_OK, "http://a/b/c/%2e%2e%2e/g"},
+    {RFC_BASE, "%2e%2f/g", PG_OK, "http://a/b/c/%2e%2f/g"},
+    {RFC_BASE, "%252e/g", PG_OK, "http://a/b/c/%252e/g"},
+    {RFC_BASE, "%2e%2", PG_OK, "http://a/b/c/%2e%2"},
+    {RFC_BASE, "%2", PG_OK, "http://a/b/c/%2"},
+    {RFC_BASE, "g?y/%2e%2e/x", PG_OK, "http://a/b/c/g?y/%2e%2e/x"},
+    {RFC_BASE, "g#s/%2e%2e/x", PG_OK, "http://a/b/c/g#s/%2e%2e/x"},
+    {"http://a/%2e/b/%2e%2e/c", "", PG_OK, "http://a/%2e/b/%2e%2e/c"},
+    {"http://a/%2e/b/%2e%2e/c", "g", PG_OK, "http://a/g"},
 
     /* Invalid inputs. */
     {"/b/c", "g", PG_ERR_INVALID, NULL},
@@ -186,6 +212,33 @@ static const struct origin_case origin_cases[] = {
     {"a:b", PG_URL_OTHER_ORIGIN, NULL, NULL, NULL, NULL},
     {"./a:b", PG_URL_SAME_ORIGIN, "/dir/sub/a:b", NULL, NULL, NULL},
 
+    /* Percent-encoded dots in Link targets go as a request path's do (pg_url_remove_dot_segments):
+     * a pushed path and the same path requested by a client name the same resource. */
+    {"/a/%2e%2e/b", PG_URL_SAME_ORIGIN, "/b", NULL, NULL, NULL},
+    {"/a/%2E%2E/b", PG_URL_SAME_ORIGIN, "/b", NULL, NULL, NULL},
+    {"/a/%2e%2E/b", PG_URL_SAME_ORIGIN, "/b", NULL, NULL, NULL},
+    {"/a/.%2e/b", PG_URL_SAME_ORIGIN, "/b", NULL, NULL, NULL},
+    {"/a/%2E./b", PG_URL_SAME_ORIGIN, "/b", NULL, NULL, NULL},
+    {"/a/%2e/b", PG_URL_SAME_ORIGIN, "/a/b", NULL, NULL, NULL},
+    {"/a/%2E/b", PG_URL_SAME_ORIGIN, "/a/b", NULL, NULL, NULL},
+    {"/a/%2e", PG_URL_SAME_ORIGIN, "/a/", NULL, NULL, NULL},
+    {"/a/%2e%2e", PG_URL_SAME_ORIGIN, "/", NULL, NULL, NULL},
+    {"/%2e%2e/%2e%2e/etc/passwd", PG_URL_SAME_ORIGIN, "/etc/passwd", NULL, NULL, NULL},
+    {"%2e/a.js", PG_URL_SAME_ORIGIN, "/dir/sub/a.js", NULL, NULL, NULL},
+    {"%2E%2E/a.js", PG_URL_SAME_ORIGIN, "/dir/a.js", NULL, NULL, NULL},
+    {"%2e%2e/%2e%2e/%2e%2e/a.js", PG_URL_SAME_ORIGIN, "/a.js", NULL, NULL, NULL},
+    {"%2e", PG_URL_SAME_ORIGIN, "/dir/sub/", NULL, NULL, NULL},
+    {"%2e%2e", PG_URL_SAME_ORIGIN, "/dir/", NULL, NULL, NULL},
+    {"//example.com/a/%2e%2e/b", PG_URL_SAME_ORIGIN, "/b", NULL, NULL, NULL},
+    {"https://example.com/%2e%2e/x?q#f", PG_URL_SAME_ORIGIN, "/x?q", NULL, NULL, NULL},
+    {"/a/%2e%2e%2e/b", PG_URL_SAME_ORIGIN, "/a/%2e%2e%2e/b", NULL, NULL, NULL},
+    {"/a/%2e%2eb", PG_URL_SAME_ORIGIN, "/a/%2e%2eb", NULL, NULL, NULL},
+    {"/a/%2e%2f/b", PG_URL_SAME_ORIGIN, "/a/%2e%2f/b", NULL, NULL, NULL},
+    {"/a/%252e%252e/b", PG_URL_SAME_ORIGIN, "/a/%252e%252e/b", NULL, NULL, NULL},
+    {"/a/%2/b", PG_URL_SAME_ORIGIN, "/a/%2/b", NULL, NULL, NULL},
+    {"a.js?v=/%2e%2e/x", PG_URL_SAME_ORIGIN, "/dir/sub/a.js?v=/%2e%2e/x", NULL, NULL, NULL},
+    {"a.js#/%2e%2e/x", PG_URL_SAME_ORIGIN, "/dir/sub/a.js", NULL, NULL, NULL},
+
     /* Query-only, fragment-only and empty references. */
     {"?a=b", PG_URL_SAME_ORIGIN, "/dir/sub/page?a=b", NULL, NULL, NULL},
     {"?", PG_URL_SAME_ORIGIN, "/dir/sub/page?", NULL, NULL, NULL},
@@ -275,6 +328,8 @@ static const struct origin_case origin_cases[] = {
     {"?y", PG_URL_SAME_ORIGIN, "/dir/?y", NULL, NULL, "/dir/?q=/x/y"},
     {"g", PG_URL_SAME_ORIGIN, "//x/g", NULL, NULL, "//x/y"},
     {"g", PG_URL_SAME_ORIGIN, "/g", NULL, NULL, "/x/../../f"},
+    {"g", PG_URL_SAME_ORIGIN, "/a/g", NULL, NULL, "/a/%2e/b/%2E%2E/c"},
+    {"?y", PG_URL_SAME_ORIGIN, "/a/c?y", NULL, NULL, "/a/%2e/b/%2e%2e/c"},
     {"g", PG_ERR_INVALID, NULL, NULL, NULL, "dir/page"},
     {"g", PG_ERR_INVALID, NULL, NULL, NULL, ""},
     {"g", PG_ERR_INVALID, NULL, NULL, NULL, "*"},
@@ -368,6 +423,8 @@ static const struct cap_case cap_cases[] = {
      "/long/path/to/a/resource.css?version=12345"},
     {"verylongsegmentname/../x", "/dir/sub/x"},
     {"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/../b", "/b"},
+    {"verylongsegmentname/%2e%2e/x", "/dir/sub/x"},
+    {"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/%2E%2e/b/%2e", "/b/"},
 };
 
 /* out_cap == len + 1 fits exactly; anything less is TOO_LONG with out emptied. */
@@ -529,6 +586,183 @@ static void test_cap_sweep(void)
     }
 }
 
+struct path_case {
+    const char *in, *want;
+};
+
+/* Request paths as the proxy forwards them. */
+static const struct path_case path_cases[] = {
+    {"/", "/"},
+    {"/a/b", "/a/b"},
+    {"/a/../b/./c%2F%41?q=1&x=%zz;p", "/b/c%2F%41?q=1&x=%zz;p"},
+    {"/..", "/"},
+    {"/../../etc/passwd", "/etc/passwd"},
+    {"/a/..", "/"},
+    {"/a/.", "/a/"},
+    {"/a/./", "/a/"},
+    {"/a/b/../../c", "/c"},
+    {"/a//b/../c", "/a//c"},
+    {"//x", "//x"},
+    {"/%2e%2e/secret", "/secret"},
+    {"/a/%2E/b", "/a/b"},
+    {"/a/.%2e/b", "/b"},
+    {"/a/...", "/a/..."},
+    {"/a/..b/.c", "/a/..b/.c"},
+    {"/a/%2e%2f/b", "/a/%2e%2f/b"},
+    {"/p?x=/../y", "/p?x=/../y"},
+    {"/a/../?q", "/?q"},
+    {"/a?", "/a?"},
+    {"/a/b/c/./../../g", "/a/g"},
+    {"/mid/content=5/../6", "/mid/6"},
+};
+
+/* More request paths: bytes are not judged here (validation is the request's), "?" splits at
+ * the first one, the encoded forms mix freely and nothing else counts as a dot. */
+static const struct path_case more_path_cases[] = {
+    {"/a b/%2e%2e/c\x80", "/c\x80"},
+    {"/a#/../b", "/b"},
+    {"/a/%2e%2E/b", "/b"},
+    {"/a/%2E./b", "/b"},
+    {"/a/%2e", "/a/"},
+    {"/a/%2e%2e", "/"},
+    {"/a/%2e%2e%2e/b", "/a/%2e%2e%2e/b"},
+    {"/a/%2e%2eb", "/a/%2e%2eb"},
+    {"/a/%252e/b", "/a/%252e/b"},
+    {"/a/%2", "/a/%2"},
+    {"/a/%2e%2", "/a/%2e%2"},
+    {"/a?b?/../c", "/a?b?/../c"},
+    {"/a/..?/../c", "/?/../c"},
+    {"/a/%2e%2e?", "/?"},
+    {"/./././", "/"},
+    {"/../a/../../b/", "/b/"},
+};
+
+/* Runs pg_url_remove_dot_segments with room for `cap` bytes and checks that nothing past them
+ * was written. */
+static int remove_cap(const char *in, size_t len, size_t cap, char *out, size_t *out_len)
+{
+    char buf[300];
+    memset(buf, 'X', sizeof buf);
+    int rv = pg_url_remove_dot_segments(in, len, buf, cap, out_len);
+    for (size_t k = cap; k < sizeof buf; k++)
+        CHECK(buf[k] == 'X', "remove [%s] cap %zu: byte %zu written", in, cap, k);
+    memcpy(out, buf, cap < sizeof buf ? cap : sizeof buf);
+    return rv;
+}
+
+static void check_path_cases(const struct path_case *cases, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const char *in = cases[i].in, *want = cases[i].want;
+        size_t in_len = strlen(in), want_len = strlen(want);
+        char out[300];
+        size_t n = 12345;
+        /* As the proxy calls it: room for the input, which is always enough. */
+        int rv = remove_cap(in, in_len, in_len + 1, out, &n);
+        CHECK(rv == PG_OK && n == want_len && strcmp(out, want) == 0, "%s -> %s (want %s) rv=%d",
+              in, rv == PG_OK ? out : "", want, rv);
+        rv = remove_cap(in, in_len, want_len + 1, out, NULL);
+        CHECK(rv == PG_OK && strcmp(out, want) == 0, "%s exact: rv=%d", in, rv);
+        n = 12345;
+        rv = remove_cap(in, in_len, want_len, out, &n);
+        CHECK(rv == PG_ERR_TOO_LONG && n == 12345 && (want_len == 0 || out[0] == '\0'),
+              "%s one short: rv=%d", in, rv);
+    }
+}
+
+static void test_remove_dot_segments(void)
+{
+    check_path_cases(path_cases, PG_ARRAY_LEN(path_cases));
+    check_path_cases(more_path_cases, PG_ARRAY_LEN(more_path_cases));
+
+    char out[64];
+    size_t n = 12345;
+    static const char *const invalid[] = {"", "a/b", "*", "?q", "%2e%2e/a", "../a"};
+    for (size_t i = 0; i < PG_ARRAY_LEN(invalid); i++) {
+        memset(out, 'X', sizeof out);
+        int rv = pg_url_remove_dot_segments(invalid[i], strlen(invalid[i]), out, sizeof out, &n);
+        CHECK(rv == PG_ERR_INVALID && out[0] == '\0' && n == 12345, "[%s]: rv=%d", invalid[i], rv);
+    }
+    CHECK(pg_url_remove_dot_segments("/a/../b", 7, NULL, 0, NULL) == PG_ERR_TOO_LONG, "NULL out");
+
+    /* Lengths are honoured; a NUL is just a byte. */
+    int rv = pg_url_remove_dot_segments("/a/../b?x GARBAGE", 9, out, sizeof out, &n);
+    CHECK(rv == PG_OK && n == 4 && strcmp(out, "/b?x") == 0, "by length: rv=%d out=%s", rv, out);
+    rv = pg_url_remove_dot_segments("/a\0/../b", 8, out, sizeof out, &n);
+    CHECK(rv == PG_OK && n == 2 && strcmp(out, "/b") == 0, "NUL: rv=%d out=%s", rv, out);
+    rv = pg_url_remove_dot_segments("/a/b\0c/..", 9, out, sizeof out, &n);
+    CHECK(rv == PG_OK && n == 3 && memcmp(out, "/a/", 4) == 0, "NUL: rv=%d", rv);
+
+    /* A path far longer than the buffer that cancels out fits. */
+    static char in[20000];
+    size_t len = 0;
+    while (len + 11 < sizeof in) {
+        memcpy(in + len, "/x/%2e%2e/.", 11);
+        len += 11;
+    }
+    memcpy(in + len, "/y", 2);
+    len += 2;
+    rv = pg_url_remove_dot_segments(in, len, out, sizeof out, &n);
+    CHECK(rv == PG_OK && n == 2 && strcmp(out, "/y") == 0, "long: rv=%d out=%s", rv, out);
+}
+
+/* Generated paths of letters, slashes, dots (plain and encoded) and '?': a request path and the
+ * same text as a Link target come out alike, and every out_cap gives either the result or
+ * TOO_LONG exactly when it does not fit. */
+static void test_request_path_sweep(void)
+{
+    static const char *const tokens[] = {"a", "b", "/", "/", ".", "%2e", "%2E", "?"};
+    unsigned seed = 54321;
+    for (int round = 0; round < 3000; round++) {
+        char ref[64];
+        size_t n = 0;
+        size_t count = 1 + (size_t)round % 12;
+        for (size_t t = 0; t < count; t++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *tok = tokens[(seed >> 16) % PG_ARRAY_LEN(tokens)];
+            memcpy(ref + n, tok, strlen(tok));
+            n += strlen(tok);
+        }
+        if (n >= 2 && ref[0] == '/' && ref[1] == '/')
+            ref[0] = 'a'; /* a network-path reference is another test's business */
+        /* The request path that names what ref names on the response to /d/e/f. */
+        char path[80];
+        const char *prefix = ref[0] == '/' ? "" : ref[0] == '?' ? "/d/e/f" : "/d/e/";
+        size_t path_len = strlen(prefix) + n;
+        memcpy(path, prefix, strlen(prefix));
+        memcpy(path + strlen(prefix), ref, n);
+
+        char want[128], out[128];
+        size_t want_len = 0, len = 0;
+        int rv = resolve_origin("https", "example.com", "/d/e/f", 6, ref, n, want, sizeof want,
+                                &want_len);
+        CHECK(rv == PG_URL_SAME_ORIGIN, "path sweep [%.*s]: rv=%d", (int)n, ref, rv);
+        if (rv != PG_URL_SAME_ORIGIN)
+            continue;
+        rv = pg_url_remove_dot_segments(path, path_len, out, sizeof out, &len);
+        CHECK(rv == PG_OK && len == want_len && strcmp(out, want) == 0,
+              "path sweep [%.*s]: request '%s', Link target '%s'", (int)path_len, path,
+              rv == PG_OK ? out : "", want);
+        CHECK(len <= path_len, "path sweep [%.*s]: longer", (int)path_len, path);
+        for (size_t cap = 0; cap <= want_len + 1; cap++) {
+            int r2 = pg_url_remove_dot_segments(path, path_len, out, cap, &len);
+            if (cap > want_len)
+                CHECK(r2 == PG_OK && len == want_len && strcmp(out, want) == 0,
+                      "path sweep [%.*s] cap %zu: rv=%d", (int)path_len, path, cap, r2);
+            else
+                CHECK(r2 == PG_ERR_TOO_LONG, "path sweep [%.*s] cap %zu: rv=%d", (int)path_len,
+                      path, cap, r2);
+            r2 = resolve_origin("https", "example.com", "/d/e/f", 6, ref, n, out, cap, &len);
+            if (cap > want_len)
+                CHECK(r2 == PG_URL_SAME_ORIGIN && len == want_len && strcmp(out, want) == 0,
+                      "path sweep origin [%.*s] cap %zu: rv=%d", (int)n, ref, cap, r2);
+            else
+                CHECK(r2 == PG_ERR_TOO_LONG, "path sweep origin [%.*s] cap %zu: rv=%d", (int)n, ref,
+                      cap, r2);
+        }
+    }
+}
+
 int main(void)
 {
     test_resolve();
@@ -538,5 +772,7 @@ int main(void)
     test_lengths();
     test_long_dots();
     test_cap_sweep();
+    test_remove_dot_segments();
+    test_request_path_sweep();
     return check_report("url");
 }

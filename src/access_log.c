@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,8 @@
 #define LINE_MAX_BYTES 16384     /* a longer line (huge paths) is cut, not dropped */
 
 /* ---- Formatting (pure). ---- */
+
+/* Written once per request, so no printf: vsnprintf and gmtime_r were most of a line's cost. */
 
 /* Output that records overflow instead of writing past cap. */
 struct line {
@@ -39,19 +40,78 @@ static void put(struct line *l, const char *s, size_t n)
     l->len += n;
 }
 
-static void putf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void putf(struct line *l, const char *fmt, ...)
+static void put_str(struct line *l, const char *s)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = l->len < l->cap ? l->cap - l->len : 0;
-    int n = vsnprintf(l->p + l->len, room, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= room)
-        l->over = true;
-    else
-        l->len += (size_t)n;
+    put(l, s, strlen(s));
+}
+
+static void put_u64(struct line *l, uint64_t v)
+{
+    char digits[24];
+    size_t n = sizeof(digits);
+    do {
+        digits[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(l, digits + n, sizeof(digits) - n);
+}
+
+static void put_int(struct line *l, int v)
+{
+    if (v < 0) {
+        put(l, "-", 1);
+        v = -v;
+    }
+    put_u64(l, (uint64_t)v);
+}
+
+/* v zero-padded to width digits. */
+static void put_padded(struct line *l, unsigned v, int width)
+{
+    char digits[8];
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        digits[i] = (char)('0' + v % 10);
+    put(l, digits, (size_t)width);
+}
+
+/* thousandths as "W.FFF" (milliseconds from microseconds, seconds from milliseconds). */
+static void put_fixed3(struct line *l, uint64_t thousandths)
+{
+    put_u64(l, thousandths / 1000);
+    put(l, ".", 1);
+    put_padded(l, (unsigned)(thousandths % 1000), 3);
+}
+
+/* prefix and the byte's two hex digits ("\\u00ff" for JSON, "\\xFF" as nginx writes). */
+static void put_hex_escape(struct line *l, const char *prefix, unsigned char c, bool upper)
+{
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    char out[2] = {digits[c >> 4], digits[c & 15]};
+    put_str(l, prefix);
+    put(l, out, 2);
+}
+
+/* UTC civil time of a Unix day count (Howard Hinnant's days_to_civil). */
+struct civil {
+    unsigned year, month, day, hour, minute, second;
+};
+
+static struct civil civil_of(int64_t secs)
+{
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    int64_t rem = secs - days * 86400;
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    unsigned doe = (unsigned)(days - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = (int64_t)yoe + era * 400 + (month <= 2);
+    unsigned day = doy - (153 * mp + 2) / 5 + 1;
+    return (struct civil){
+        (unsigned)year,      month, day, (unsigned)(rem / 3600), (unsigned)(rem % 3600 / 60),
+        (unsigned)(rem % 60)};
 }
 
 /* A JSON string (or null for a missing value). */
@@ -68,7 +128,7 @@ static void put_json(struct line *l, const char *s, size_t n, bool null_if_empty
             char esc[2] = {'\\', (char)c};
             put(l, esc, 2);
         } else if (c < 0x20 || c >= 0x7f) {
-            putf(l, "\\u%04x", c); /* bytes, not text: a path need not be UTF-8 */
+            put_hex_escape(l, "\\u00", c, false); /* bytes, not text: a path need not be UTF-8 */
         } else {
             put(l, (const char *)&c, 1);
         }
@@ -85,7 +145,7 @@ static void put_quoted(struct line *l, const char *s, size_t n)
     for (size_t i = 0; s && i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f)
-            putf(l, "\\x%02X", c);
+            put_hex_escape(l, "\\x", c, true);
         else
             put(l, (const char *)&c, 1);
     }
@@ -99,60 +159,116 @@ static void put_token(struct line *l, struct pg_header v)
     for (size_t i = 0; v.value && i < v.value_len; i++) {
         unsigned char c = (unsigned char)v.value[i];
         if (c == '"' || c == '\\' || c <= 0x20 || c >= 0x7f)
-            putf(l, "\\x%02X", c);
+            put_hex_escape(l, "\\x", c, true);
         else
             put(l, (const char *)&c, 1);
     }
 }
 
-static void format_json(struct line *l, const struct pg_access_entry *e, const struct tm *t, int ms)
+static void put_bool(struct line *l, bool b)
 {
-    putf(l, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"remote_addr\":", t->tm_year + 1900,
-         t->tm_mon + 1, t->tm_mday, t->tm_hour, t->tm_min, t->tm_sec, ms);
-    put_json(l, e->remote_addr, e->remote_addr ? strlen(e->remote_addr) : 0, false);
-    put(l, ",\"protocol\":", 12);
-    put_json(l, e->protocol, strlen(e->protocol), false);
-    putf(l, ",\"tls\":%s,\"method\":", e->tls ? "true" : "false");
-    put_json(l, e->method.value, e->method.value_len, true);
-    put(l, ",\"authority\":", 13);
-    put_json(l, e->authority.value, e->authority.value_len, true);
-    put(l, ",\"path\":", 8);
-    put_json(l, e->path.value, e->path.value_len, true);
-    putf(l, ",\"status\":%d,\"bytes_sent\":%" PRIu64 ",\"request_time_ms\":%.3f", e->status,
-         e->bytes_sent, (double)e->request_time_us / 1000.0);
-    if (e->upstream_time_us < 0)
-        put(l, ",\"upstream_time_ms\":null", 24);
-    else
-        putf(l, ",\"upstream_time_ms\":%.3f", (double)e->upstream_time_us / 1000.0);
-    putf(l, ",\"pushed\":%s,\"parent_path\":", e->pushed ? "true" : "false");
-    put_json(l, e->parent_path.value, e->parent_path.value_len, true);
-    putf(l, ",\"hinted\":%u,\"learned\":%s}\n", e->hinted, e->learned ? "true" : "false");
+    put_str(l, b ? "true" : "false");
 }
 
-static void format_combined(struct line *l, const struct pg_access_entry *e, const struct tm *t)
+static void format_json(struct line *l, const struct pg_access_entry *e, const struct civil *t,
+                        unsigned ms)
+{
+    put_str(l, "{\"time\":\"");
+    put_padded(l, t->year, 4);
+    put(l, "-", 1);
+    put_padded(l, t->month, 2);
+    put(l, "-", 1);
+    put_padded(l, t->day, 2);
+    put(l, "T", 1);
+    put_padded(l, t->hour, 2);
+    put(l, ":", 1);
+    put_padded(l, t->minute, 2);
+    put(l, ":", 1);
+    put_padded(l, t->second, 2);
+    put(l, ".", 1);
+    put_padded(l, ms, 3);
+    put_str(l, "Z\",\"remote_addr\":");
+    put_json(l, e->remote_addr, e->remote_addr ? strlen(e->remote_addr) : 0, false);
+    put_str(l, ",\"protocol\":");
+    put_json(l, e->protocol, strlen(e->protocol), false);
+    put_str(l, ",\"tls\":");
+    put_bool(l, e->tls);
+    put_str(l, ",\"method\":");
+    put_json(l, e->method.value, e->method.value_len, true);
+    put_str(l, ",\"authority\":");
+    put_json(l, e->authority.value, e->authority.value_len, true);
+    put_str(l, ",\"path\":");
+    put_json(l, e->path.value, e->path.value_len, true);
+    put_str(l, ",\"status\":");
+    put_int(l, e->status);
+    put_str(l, ",\"bytes_sent\":");
+    put_u64(l, e->bytes_sent);
+    put_str(l, ",\"request_time_ms\":");
+    put_fixed3(l, e->request_time_us);
+    put_str(l, ",\"upstream_time_ms\":");
+    if (e->upstream_time_us < 0)
+        put_str(l, "null");
+    else
+        put_fixed3(l, (uint64_t)e->upstream_time_us);
+    put_str(l, ",\"pushed\":");
+    put_bool(l, e->pushed);
+    put_str(l, ",\"parent_path\":");
+    put_json(l, e->parent_path.value, e->parent_path.value_len, true);
+    put_str(l, ",\"hinted\":");
+    put_u64(l, e->hinted);
+    put_str(l, ",\"learned\":");
+    put_bool(l, e->learned);
+    put_str(l, "}\n");
+}
+
+static void format_combined(struct line *l, const struct pg_access_entry *e, const struct civil *t)
 {
     static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    putf(l, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"", e->remote_addr ? e->remote_addr : "-",
-         t->tm_mday, months[t->tm_mon], t->tm_year + 1900, t->tm_hour, t->tm_min, t->tm_sec);
+    put_str(l, e->remote_addr ? e->remote_addr : "-");
+    put_str(l, " - - [");
+    put_padded(l, t->day, 2);
+    put(l, "/", 1);
+    put(l, months[t->month - 1], 3);
+    put(l, "/", 1);
+    put_padded(l, t->year, 4);
+    put(l, ":", 1);
+    put_padded(l, t->hour, 2);
+    put(l, ":", 1);
+    put_padded(l, t->minute, 2);
+    put(l, ":", 1);
+    put_padded(l, t->second, 2);
+    put_str(l, " +0000] \"");
     put_token(l, e->method);
     put(l, " ", 1);
     put_token(l, e->path);
-    putf(l, " %s\" %d %" PRIu64 " ", e->protocol, e->status, e->bytes_sent);
+    put(l, " ", 1);
+    put_str(l, e->protocol);
+    put(l, "\" ", 2);
+    put_int(l, e->status);
+    put(l, " ", 1);
+    put_u64(l, e->bytes_sent);
+    put(l, " ", 1);
     put_quoted(l, e->referer.value, e->referer.value_len);
     put(l, " ", 1);
     put_quoted(l, e->user_agent.value, e->user_agent.value_len);
-    putf(l, " rt=%.3f urt=", (double)e->request_time_us / 1e6);
+    put_str(l, " rt=");
+    put_fixed3(l, e->request_time_us / 1000);
+    put_str(l, " urt=");
     if (e->upstream_time_us < 0)
         put(l, "-", 1);
     else
-        putf(l, "%.3f", (double)e->upstream_time_us / 1e6);
+        put_fixed3(l, (uint64_t)e->upstream_time_us / 1000);
     if (e->pushed) {
-        put(l, " pushed=", 8);
+        put_str(l, " pushed=");
         put_quoted(l, e->parent_path.value, e->parent_path.value_len);
     }
-    if (e->hinted || e->learned)
-        putf(l, " hinted=%u learned=%d", e->hinted, e->learned);
+    if (e->hinted || e->learned) {
+        put_str(l, " hinted=");
+        put_u64(l, e->hinted);
+        put_str(l, " learned=");
+        put(l, e->learned ? "1" : "0", 1);
+    }
     put(l, "\n", 1);
 }
 
@@ -160,11 +276,11 @@ int pg_access_log_format(const struct pg_access_entry *entry, bool json, char *o
                          size_t *len)
 {
     struct line l = {out, cap, 0, false};
-    time_t secs = (time_t)(entry->time_ms / 1000);
-    struct tm t;
-    gmtime_r(&secs, &t);
+    int64_t ms = entry->time_ms;
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    struct civil t = civil_of(secs);
     if (json)
-        format_json(&l, entry, &t, (int)(entry->time_ms % 1000));
+        format_json(&l, entry, &t, (unsigned)(ms - secs * 1000));
     else
         format_combined(&l, entry, &t);
     if (l.over)

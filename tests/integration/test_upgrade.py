@@ -222,6 +222,36 @@ class Systemd(UpstreamTestCase):
             log.thread.join(5)
             proc.stderr.close()
 
+    def test_sd_notify_mainpid_after_an_upgrade(self):
+        """SIGUSR2 under systemd: once the new process serves, systemd is told its pid
+        (MAINPID=, with READY=1) before the old process drains; the new one reports its own
+        STOPPING=1 when it is stopped in turn."""
+        sock, path = self.notify_socket()
+        env = dict(os.environ, NOTIFY_SOCKET=path)
+        proc = subprocess.Popen([PUSHGATE, "-u", self.upstream.url, "-l", "127.0.0.1:0"],
+                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        log = LineReader(proc.stderr)
+        child = None
+        try:
+            self.assertEqual(sock.recv(4096), b"READY=1")
+            proc.send_signal(signal.SIGUSR2)
+            line = log.wait_for(lambda l: "upgraded: pid " in l)
+            child = new_pid(line)
+            self.assertEqual(sock.recv(4096), f"MAINPID={child}\nREADY=1".encode())
+            self.assertEqual(proc.wait(timeout=DEADLINE), 0)  # the old one drained
+            os.kill(child, signal.SIGTERM)
+            self.assertEqual(sock.recv(4096), b"STOPPING=1")
+            wait_until(lambda: process_gone(child), "the new process to exit")
+        finally:
+            if child and not process_gone(child):
+                os.kill(child, signal.SIGKILL)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.thread.join(5)
+            proc.stderr.close()
+
     def test_socket_activation_serves_on_the_inherited_socket(self):
         """Started as systemd starts a socket-activated service (LISTEN_FDS=1, LISTEN_PID, the
         listening socket as descriptor 3), pushgate binds nothing and serves on that socket,

@@ -3,7 +3,9 @@
 #include "pushgate/access_log.h"
 #include "pushgate/common.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #define V(s) ((struct pg_header){NULL, 0, (s), sizeof(s) - 1})
@@ -126,8 +128,37 @@ static void test_bound(void)
           "fits in %zu", full + 1);
 }
 
+/* The civil date arithmetic against the C library's, across leap days and centuries. */
+static void test_dates(void)
+{
+    static const int64_t fixed[] = {0,          951782400,     951868800, 4107542400LL,
+                                    1709164800, 253402300799LL};
+    char out[2048], want[64];
+    uint64_t seed = 88172645463325252ULL;
+    for (int i = 0; i < 20000; i++) {
+        int64_t secs;
+        if (i < (int)PG_ARRAY_LEN(fixed)) {
+            secs = fixed[i];
+        } else {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            secs = (int64_t)(seed % 4102444800ULL); /* up to 2100 */
+        }
+        struct pg_access_entry e = base_entry();
+        e.time_ms = secs * 1000 + 7;
+        size_t len;
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(want, sizeof(want), "{\"time\":\"%Y-%m-%dT%H:%M:%S.007Z\"", &tm);
+        CHECK(pg_access_log_format(&e, true, out, sizeof(out), &len) == PG_OK &&
+                  strncmp(out, want, strlen(want)) == 0,
+              "%lld: got %.40s want %s", (long long)secs, out, want);
+    }
+}
+
 int main(void)
 {
+    test_dates();
     test_json();
     test_combined();
     test_bound();

@@ -114,6 +114,16 @@ static struct civil civil_of(int64_t secs)
         (unsigned)(rem % 60)};
 }
 
+/* "HH:MM:SS", as both formats write the time of day. */
+static void put_clock(struct line *l, const struct civil *t)
+{
+    put_padded(l, t->hour, 2);
+    put(l, ":", 1);
+    put_padded(l, t->minute, 2);
+    put(l, ":", 1);
+    put_padded(l, t->second, 2);
+}
+
 /* A JSON string (or null for a missing value). */
 static void put_json(struct line *l, const char *s, size_t n, bool null_if_empty)
 {
@@ -180,11 +190,7 @@ static void format_json(struct line *l, const struct pg_access_entry *e, const s
     put(l, "-", 1);
     put_padded(l, t->day, 2);
     put(l, "T", 1);
-    put_padded(l, t->hour, 2);
-    put(l, ":", 1);
-    put_padded(l, t->minute, 2);
-    put(l, ":", 1);
-    put_padded(l, t->second, 2);
+    put_clock(l, t);
     put(l, ".", 1);
     put_padded(l, ms, 3);
     put_str(l, "Z\",\"remote_addr\":");
@@ -233,11 +239,7 @@ static void format_combined(struct line *l, const struct pg_access_entry *e, con
     put(l, "/", 1);
     put_padded(l, t->year, 4);
     put(l, ":", 1);
-    put_padded(l, t->hour, 2);
-    put(l, ":", 1);
-    put_padded(l, t->minute, 2);
-    put(l, ":", 1);
-    put_padded(l, t->second, 2);
+    put_clock(l, t);
     put_str(l, " +0000] \"");
     put_token(l, e->method);
     put(l, " ", 1);

@@ -66,6 +66,17 @@ def wait_for_port(port, proc=None, deadline=DEADLINE):
     raise TimeoutError(f"nothing listens on port {port}")
 
 
+def wait_until(predicate, what, deadline=DEADLINE):
+    """Polls predicate (bounded) until it returns something true, and returns that."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 class LineReader:
     """Drains a pipe on a thread; lets a test wait for a line matching a predicate."""
 

@@ -9,15 +9,8 @@ import time
 import unittest
 
 import h2raw
-from harness import DEADLINE, Pushgate, UpstreamTestCase, h2client, main
+from harness import DEADLINE, Pushgate, UpstreamTestCase, h2client, main, wait_until
 
-
-def wait_until(predicate, what, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
 
 
 class Hardening(UpstreamTestCase):

@@ -23,7 +23,7 @@ import time
 import unittest
 from urllib.parse import quote
 
-from harness import (DEADLINE, SANITIZED, Nginx, Pushgate, UpstreamTestCase, free_port,
+from harness import (DEADLINE, SANITIZED, Nginx, Pushgate, UpstreamTestCase, free_port, wait_until,
                      make_cert, pattern_bytes, pattern_sha256, run, main)
 
 KiB = 1024
@@ -60,13 +60,6 @@ def chunked(body, size, ext="", trailers=()):
     out += b"0\r\n" + b"".join(t.encode() + b"\r\n" for t in trailers) + b"\r\n"
     return bytes(out)
 
-
-def wait_until(predicate, what, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
 
 
 def unverified_tls(alpn=None):

@@ -17,22 +17,13 @@ import urllib.request
 from urllib.parse import quote
 
 from harness import (DEADLINE, LineReader, Pushgate, UpstreamTestCase, free_port, h2client,
-                     main, run, wait_for_port)
+                     wait_until, main, run, wait_for_port)
 
 
 def page(*links, extra=""):
     q = "&".join("link=" + quote(l, safe="") for l in links)
     return f"/page?size=100&{q}{extra}"
 
-
-def wait_until(predicate, what, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def metrics_port(pg):

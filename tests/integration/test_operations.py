@@ -15,7 +15,7 @@ import threading
 import time
 import unittest
 
-from harness import (DEADLINE, PUSHGATE, Pushgate, UpstreamTestCase, make_cert, main,
+from harness import (DEADLINE, PUSHGATE, Pushgate, UpstreamTestCase, make_cert, main, wait_until,
                      pattern_bytes, pattern_sha256, run)
 
 MiB = 1024 * 1024
@@ -29,14 +29,6 @@ def connect_refused(port):
     except ConnectionRefusedError:
         return True
 
-
-def wait_until(predicate, what, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def read_response(sock, body_len):

@@ -13,19 +13,10 @@ import time
 import unittest
 
 from harness import (DEADLINE, PUSHGATE, LineReader, Pushgate, UpstreamTestCase, h2client,
-                     main)
+                     wait_until, main)
 
 REFUSED_STREAM = 7
 
-
-def wait_until(predicate, what, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def process_gone(pid):

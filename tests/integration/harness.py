@@ -125,6 +125,10 @@ class Pushgate:
         if tls:
             self.args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
         self.args += list(extra)
+        if "--shutdown-timeout" not in extra:
+            # A test that ends with a client still holding a response open (one that stopped
+            # reading, a held upstream) must not wait out the 30 s default drain.
+            self.args += ["--shutdown-timeout", "5s"]
         self.proc = None
 
     def __enter__(self):

@@ -67,7 +67,7 @@ class Drain(UpstreamTestCase):
         once, and the process exits 0 after the last one. Fails if SIGTERM closes
         connections with requests in flight (as before draining existed)."""
         size = 50 * MiB
-        pg = self.start()
+        pg = self.start("--shutdown-timeout", "60s")
         tmp = tempfile.mkdtemp(prefix="pg-drain-")
         outs = {proto: os.path.join(tmp, proto) for proto in ("h2", "h1")}
         curls = {

@@ -138,7 +138,7 @@ static const struct plain_counter plain[] = {
     {"pushgate_pushed_bytes_total", "Body bytes of pushed responses.",
      offsetof(struct pg_counters, pushed_bytes)},
     {"pushgate_hinted_then_failed_total",
-     "Requests that got our 103 and then a final status other than 2xx: wasted hints.",
+     "Requests that got our 103, then a final status other than 2xx or 304: wasted hints.",
      offsetof(struct pg_counters, hinted_then_failed)},
     {"pushgate_access_log_dropped_total", "Access-log lines dropped (slow or full output).",
      offsetof(struct pg_counters, access_log_dropped)},

@@ -15,8 +15,8 @@
 
 struct pg_admin;
 
-/* Starts serving on fd. ready: 1 while accepting clients, 0 once draining (read by /readyz).
- * Returns NULL on failure (fd closed). */
+/* Starts serving on fd. draining: main sets it when the drain starts (/readyz answers 503
+ * from then on). Returns NULL on failure (fd closed). */
 struct pg_admin *pg_admin_start(int fd, const struct pg_counters *const *counters, size_t count,
                                 const atomic_bool *draining);
 /* Stops the thread and frees everything. NULL is ignored. */

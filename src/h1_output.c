@@ -167,7 +167,7 @@ bool h1_write_ready(struct pg_h1 *h1)
 static bool has_field(const struct pg_header *fields, size_t count, const char *name)
 {
     for (size_t i = 0; i < count; i++)
-        if (fields[i].name_len == strlen(name) && !memcmp(fields[i].name, name, fields[i].name_len))
+        if (pg_header_name_is(&fields[i], name))
             return true;
     return false;
 }

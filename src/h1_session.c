@@ -148,11 +148,6 @@ static bool equals_ci(const char *s, size_t len, const char *lit)
     return len == strlen(lit) && strncasecmp(s, lit, len) == 0;
 }
 
-static bool name_is(const struct pg_header *f, const char *lit)
-{
-    return f->name_len == strlen(lit) && memcmp(f->name, lit, f->name_len) == 0;
-}
-
 /* RFC 9112 §6.3: a request whose last transfer coding is not chunked has no knowable length
  * (400); one with codings before chunked ("gzip, chunked") is framed, but pushgate would have
  * to decode them to re-frame the body for the upstream (501, RFC 9112 §6.1). */
@@ -208,9 +203,9 @@ static void drop_connection_fields(struct h1_stream *st, bool drop_host)
     size_t kept = 0;
     for (size_t i = 0; i < st->count; i++) {
         const struct pg_header *f = &st->fields[i];
-        bool drop = drop_host && name_is(f, "host");
+        bool drop = drop_host && pg_header_name_is(f, "host");
         for (size_t j = 0; j < st->count && !drop; j++)
-            if (name_is(&st->fields[j], "connection"))
+            if (pg_header_name_is(&st->fields[j], "connection"))
                 drop = pg_headers_list_has(st->fields[j].value, st->fields[j].value_len, f->name,
                                            f->name_len);
         if (!drop)
@@ -288,13 +283,14 @@ static int prepare_head(struct pg_h1 *h1, struct h1_stream *st, http_parser *p, 
     const struct pg_header *host = NULL;
     for (size_t i = 0; i < st->count; i++) {
         const struct pg_header *f = &st->fields[i];
-        if (name_is(f, "host"))
+        if (pg_header_name_is(f, "host"))
             hosts++, host = f;
-        if (name_is(f, "transfer-encoding") && !equals_ci(f->value, f->value_len, "chunked"))
+        if (pg_header_name_is(f, "transfer-encoding") &&
+            !equals_ci(f->value, f->value_len, "chunked"))
             return answer(status, last_coding_chunked(f) ? 501 : 400);
-        if (name_is(f, "upgrade") && !equals_ci(f->value, f->value_len, "h2c"))
+        if (pg_header_name_is(f, "upgrade") && !equals_ci(f->value, f->value_len, "h2c"))
             return answer(status, 501); /* WebSocket and other upgrades are not proxied */
-        if (name_is(f, "expect")) {
+        if (pg_header_name_is(f, "expect")) {
             if (!equals_ci(f->value, f->value_len, "100-continue"))
                 return answer(status, 417);
             st->expect_continue = st->http_minor >= 1;

@@ -7,14 +7,6 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct h2_stream *stream_of(struct pg_h2 *h2, int32_t id)
 {
@@ -136,7 +128,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
 
 static void spend(struct pg_h2 *h2, unsigned cost)
 {
-    if (pg_abuse_spend(&h2->budget, cost, now_ms()) && !h2->calm) {
+    if (pg_abuse_spend(&h2->budget, cost, pg_now_ms()) && !h2->calm) {
         h2->calm = true;
         pg_log_info("client %s exceeded the abuse budget: GOAWAY(ENHANCE_YOUR_CALM)",
                     h2->env->proxy.client_addr);
@@ -282,7 +274,7 @@ static void *h2_create(const struct pg_conn_env *env)
     pg_proxy_conn_init(&h2->pc, &env->proxy, &frontend_ops);
     TAILQ_INIT(&h2->streams);
     pg_abuse_init(&h2->budget, env->proxy.cfg->abuse_budget, env->proxy.cfg->abuse_refill,
-                  now_ms());
+                  pg_now_ms());
     /* Window updates only once the upstream took the bytes: request-body back-pressure. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     if (nghttp2_session_server_new2(&h2->session, cbs, h2, opt) != 0)

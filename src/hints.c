@@ -9,20 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 /* The upstream's response heads hold at most this many fields (upstream.c), as do ours. */
 #define MAX_1XX_FIELDS 256
-
-static bool is_field(const struct pg_header *f, const char *lit)
-{
-    return f->name_len == strlen(lit) && memcmp(f->name, lit, f->name_len) == 0;
-}
-
-static bool view_is(struct pg_header h, const char *lit)
-{
-    return h.value_len == strlen(lit) && memcmp(h.value, lit, h.value_len) == 0;
-}
 
 static bool set_has_path(const struct pg_link_set *set, const char *path, size_t len)
 {
@@ -100,7 +89,7 @@ void pg_hints_collect(struct pg_header scheme, struct pg_header authority, struc
     char scheme_z[8], authority_z[256];
     memset(set, 0, sizeof(*set));
     size_t f = 0;
-    while (f < count && !is_field(&fields[f], "link"))
+    while (f < count && !pg_header_name_is(&fields[f], "link"))
         f++;
     if (f == count) /* most responses: nothing to resolve */
         return;
@@ -109,7 +98,7 @@ void pg_hints_collect(struct pg_header scheme, struct pg_header authority, struc
     snprintf(scheme_z, sizeof(scheme_z), "%.*s", (int)scheme.value_len, scheme.value);
     snprintf(authority_z, sizeof(authority_z), "%.*s", (int)authority.value_len, authority.value);
     for (; f < count; f++) {
-        if (!is_field(&fields[f], "link"))
+        if (!pg_header_name_is(&fields[f], "link"))
             continue;
         struct pg_link links[PG_HINTS_MAX_LINKS];
         size_t n = pg_link_parse(fields[f].value, fields[f].value_len, links, PG_ARRAY_LEN(links));
@@ -144,9 +133,9 @@ bool pg_hints_navigation(const struct pg_request_head *head)
 {
     for (size_t i = 0; i < head->count; i++) {
         const struct pg_header *f = &head->fields[i];
-        if (is_field(f, "sec-fetch-mode") && !value_is_token(f, "navigate"))
+        if (pg_header_name_is(f, "sec-fetch-mode") && !value_is_token(f, "navigate"))
             return false;
-        if (is_field(f, "sec-fetch-dest") && !value_is_token(f, "document"))
+        if (pg_header_name_is(f, "sec-fetch-dest") && !value_is_token(f, "document"))
             return false;
     }
     return true;
@@ -175,24 +164,17 @@ static void send_hints(struct pg_request *req, const struct pg_learned *learned)
     req->hinted_links = (unsigned)n; /* sent: for the access log and the counters */
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static const struct pg_learned *lookup_page(const struct pg_request *req)
 {
     struct pg_header authority = req->head.authority, path = pg_request_path(req);
     return pg_learn_lookup(req->pc->env->learn, authority.value, authority.value_len, path.value,
-                           path.value_len, now_ms());
+                           path.value_len, pg_now_ms());
 }
 
 void pg_hints_on_request(struct pg_request *req)
 {
     const struct pg_proxy_env *env = req->pc->env;
-    if (!env->learn || req->push || !view_is(req->head.method, "GET"))
+    if (!env->learn || req->push || !pg_header_value_is(req->head.method, "GET"))
         return;
     const struct pg_learned *learned = lookup_page(req);
     pg_count(&env->counters->learned_lookups[learned ? PG_LOOKUP_HIT : PG_LOOKUP_MISS], 1);
@@ -224,7 +206,7 @@ static bool has_directive(const struct pg_header *f, const char *directive)
 /* Only a client's GET has a page to learn, hint or forget. */
 static bool is_page_request(const struct pg_request *req)
 {
-    return req->pc->env->learn && !req->push && view_is(req->head.method, "GET");
+    return req->pc->env->learn && !req->push && pg_header_value_is(req->head.method, "GET");
 }
 
 /* What one user sees is not replayed to another: authorized requests and private responses
@@ -236,7 +218,7 @@ static bool may_learn(const struct pg_request *req, const struct pg_response_hea
     if (pg_request_field(&req->head, "authorization"))
         return false;
     for (size_t i = 0; head && i < head->count; i++)
-        if (is_field(&head->fields[i], "cache-control") &&
+        if (pg_header_name_is(&head->fields[i], "cache-control") &&
             (has_directive(&head->fields[i], "private") ||
              has_directive(&head->fields[i], "no-store")))
             return false;
@@ -255,7 +237,7 @@ static void stage_links(struct pg_request *req, const struct pg_link_set *set)
     if (!is_page_request(req) || !may_learn(req, NULL) || set->link_count + set->target_count == 0)
         return;
     struct pg_learned links = learned_of(set);
-    if (pg_learn_stage(req->pc->env->learn, &req->learn_stamp, &links, now_ms()) != PG_OK)
+    if (pg_learn_stage(req->pc->env->learn, &req->learn_stamp, &links, pg_now_ms()) != PG_OK)
         pg_log_debug("cannot stage the upstream's 103 links");
 }
 
@@ -273,7 +255,7 @@ static void learn_final(struct pg_request *req, const struct pg_response_head *h
     if (success && may_learn(req, head)) {
         struct pg_learned learned = learned_of(set);
         pg_learn_store(table, authority.value, authority.value_len, path.value, path.value_len,
-                       &learned, req->learn_stamp, now_ms());
+                       &learned, req->learn_stamp, pg_now_ms());
     } else {
         if (!success && head->status != 304)
             pg_learn_forget(table, authority.value, authority.value_len, path.value,
@@ -314,7 +296,8 @@ static void forward_1xx(struct pg_request *req, const struct pg_response_head *h
     }
     for (size_t i = 0; i < head->count && n < PG_ARRAY_LEN(fields); i++) {
         const struct pg_header *f = &head->fields[i];
-        if (!is_field(f, "content-length") && !pg_headers_is_hop_by_hop(f->name, f->name_len))
+        if (!pg_header_name_is(f, "content-length") &&
+            !pg_headers_is_hop_by_hop(f->name, f->name_len))
             fields[n++] = *f;
     }
     if (req->pc->ops->submit_1xx(req, head->status, fields, n) != PG_OK)

@@ -15,11 +15,6 @@ void pg_pushed_request_free(struct pg_pushed_request *pushed)
     free(pushed);
 }
 
-static bool view_is(struct pg_header h, const char *lit)
-{
-    return h.value_len == strlen(lit) && memcmp(h.value, lit, h.value_len) == 0;
-}
-
 static bool client_accepts_push(const struct pg_request *req)
 {
     const struct pg_frontend_ops *ops = req->pc->ops;
@@ -33,7 +28,7 @@ bool pg_push_may(const struct pg_request *req, int status)
         .client_allows = client_accepts_push(req),
         .client_goaway = false, /* push_allowed answers for the client's GOAWAY too */
         .parent_is_pushed = req->push != NULL,
-        .parent_is_get = view_is(req->head.method, "GET"),
+        .parent_is_get = pg_header_value_is(req->head.method, "GET"),
         .status = status,
     };
     return pg_push_parent_verdict(&parent) == PG_PUSH_YES;

@@ -4,25 +4,15 @@
 #include <string.h>
 #include <strings.h>
 
-static bool view_is(struct pg_header h, const char *lit)
-{
-    return h.value_len == strlen(lit) && memcmp(h.value, lit, h.value_len) == 0;
-}
-
 static bool view_equals_ci(struct pg_header a, struct pg_header b)
 {
     return a.value_len == b.value_len && strncasecmp(a.value, b.value, a.value_len) == 0;
 }
 
-static bool name_is(const struct pg_header *f, const char *lit)
-{
-    return f->name_len == strlen(lit) && memcmp(f->name, lit, f->name_len) == 0;
-}
-
 const struct pg_header *pg_request_field(const struct pg_request_head *head, const char *name)
 {
     for (size_t i = 0; i < head->count; i++)
-        if (name_is(&head->fields[i], name))
+        if (pg_header_name_is(&head->fields[i], name))
             return &head->fields[i];
     return NULL;
 }
@@ -31,14 +21,14 @@ const struct pg_header *pg_request_field(const struct pg_request_head *head, con
  * and no host field contradicting it (request smuggling through a confused upstream). */
 static bool origin_ok(const struct pg_request_head *head, bool tls)
 {
-    if (!view_is(head->scheme, tls ? "https" : "http"))
+    if (!pg_header_value_is(head->scheme, tls ? "https" : "http"))
         return false;
     struct pg_header authority = head->authority;
     if (!authority.value_len || memchr(authority.value, '@', authority.value_len))
         return false;
     for (size_t i = 0; head->authority_given && i < head->count; i++) {
         struct pg_header f = head->fields[i];
-        if (name_is(&f, "host") &&
+        if (pg_header_name_is(&f, "host") &&
             !view_equals_ci((struct pg_header){0, 0, f.value, f.value_len}, authority))
             return false;
     }
@@ -59,10 +49,10 @@ int pg_request_validate(const struct pg_request_head *head, bool tls, int *statu
     struct pg_header method = head->method, path = head->path;
     if (!method.value_len || !path.value_len)
         return refuse(status, 400);
-    if (view_is(method, "CONNECT"))
+    if (pg_header_value_is(method, "CONNECT"))
         return refuse(status, 405);
-    bool asterisk = view_is(path, "*");
-    if (asterisk ? !view_is(method, "OPTIONS") : path.value[0] != '/')
+    bool asterisk = pg_header_value_is(path, "*");
+    if (asterisk ? !pg_header_value_is(method, "OPTIONS") : path.value[0] != '/')
         return refuse(status, 400);
     if (memchr(path.value, '#', path.value_len))
         return refuse(status, 400);
@@ -177,7 +167,8 @@ const char *pg_request_reason(int status)
 
 bool pg_request_bodyless_response(const struct pg_request_head *head, int status)
 {
-    return view_is(head->method, "HEAD") || status < 200 || status == 204 || status == 304;
+    return pg_header_value_is(head->method, "HEAD") || status < 200 || status == 204 ||
+           status == 304;
 }
 
 struct pg_header pg_request_path(const struct pg_request *req)

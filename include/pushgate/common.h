@@ -33,6 +33,11 @@ static inline uint64_t pg_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static inline uint64_t pg_now_ms(void)
+{
+    return pg_now_us() / 1000u;
+}
+
 /* FNV-1a, the one hash of the project (learned pages, push memory, cache digest): start from
  * PG_HASH_SEED and fold in bytes. */
 #define PG_HASH_SEED 0xcbf29ce484222325ULL

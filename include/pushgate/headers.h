@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* A borrowed name/value view; neither is NUL-terminated. */
 struct pg_header {
@@ -16,6 +17,20 @@ struct pg_header {
     const char *value;
     size_t value_len;
 };
+
+/* The value is exactly lit (case-sensitive): methods, schemes, fixed field values. */
+static inline bool pg_header_value_is(struct pg_header h, const char *lit)
+{
+    size_t n = strlen(lit);
+    return h.value_len == n && memcmp(h.value, lit, n) == 0;
+}
+
+/* The (lower-case) name is exactly lit. */
+static inline bool pg_header_name_is(const struct pg_header *h, const char *lit)
+{
+    size_t n = strlen(lit);
+    return h->name_len == n && memcmp(h->name, lit, n) == 0;
+}
 
 /* NUL-separated header lines in one growable buffer. Owner calls pg_lines_free. */
 struct pg_lines {

@@ -66,6 +66,17 @@ def wait_for_port(port, proc=None, deadline=DEADLINE):
     raise TimeoutError(f"nothing listens on port {port}")
 
 
+def require_tool(test, name, package):
+    """Skips test when the program name is missing, except in CI (CI=true), where a missing
+    tool means deploy/dev.sh failed to install it: that fails loudly instead."""
+    if shutil.which(name):
+        return
+    reason = f"{name} is not installed (Debian package {package}; deploy/dev.sh installs it)"
+    if os.environ.get("CI") == "true":
+        test.fail(reason)
+    test.skipTest(reason)
+
+
 def wait_until(predicate, what, deadline=DEADLINE):
     """Polls predicate (bounded) until it returns something true, and returns that."""
     end = time.monotonic() + deadline

@@ -17,7 +17,7 @@ import unittest
 
 import yaml
 
-from harness import BUILD_ROOT, PUSHGATE, SOURCE_ROOT, make_cert, run, main
+from harness import BUILD_ROOT, PUSHGATE, SOURCE_ROOT, make_cert, require_tool, run, main
 
 DEPLOY = os.path.join(SOURCE_ROOT, "deploy")
 SYSTEMD = os.path.join(DEPLOY, "systemd")
@@ -323,8 +323,7 @@ class SystemdUnits(unittest.TestCase):
         return paths
 
     def analyze(self, *args):
-        if not shutil.which("systemd-analyze"):
-            self.skipTest("systemd-analyze is not installed (Debian package systemd)")
+        require_tool(self, "systemd-analyze", "systemd")
         env = dict(os.environ)
         if os.path.exists(MAN_PAGE) and shutil.which("man"):
             # Documentation=man:pushgate(1) must find the generated page.
@@ -406,8 +405,6 @@ class SystemdUnits(unittest.TestCase):
 
     def test_environment_file_passes_check(self):
         """The example's flags, with a real certificate at its paths, pass `pushgate --check`."""
-        if "--check" not in help_options():
-            self.skipTest("this pushgate has no --check yet (test_flags_are_known fails)")
         args = substitute_for_check(env_file_opts(), self.dir)
         p = run([PUSHGATE, "--check", *args])
         self.assertEqual(p.returncode, 0, p.stderr.decode())
@@ -527,8 +524,7 @@ class Container(unittest.TestCase):
         if opts.get("b_sanitize", "none") != "none" or opts.get("allocator") == "system":
             self.skipTest("this build's libraries differ from the image's (sanitizers or "
                           "-Dallocator=system); the plain build checks them")
-        if not shutil.which("dpkg"):
-            self.skipTest("dpkg is not available to map libraries to packages")
+        require_tool(self, "dpkg", "dpkg")
         p = run(["objdump", "-p", PUSHGATE])
         self.assertEqual(p.returncode, 0, p.stderr)
         needed = re.findall(r"^\s*NEEDED\s+(\S+)", p.stdout.decode(), re.M)
@@ -557,8 +553,6 @@ class Container(unittest.TestCase):
         self.assertFalse(unused, f"runtime packages no NEEDED library comes from: {sorted(unused)}")
 
     def test_container_command_passes_check(self):
-        if "--check" not in help_options():
-            self.skipTest("this pushgate has no --check yet (test_flags_are_known fails)")
         with tempfile.TemporaryDirectory(prefix="pg-deploy-") as d:
             p = run([PUSHGATE, "--check", *substitute_for_check(self.command[1:], d)])
         self.assertEqual(p.returncode, 0, p.stderr.decode())
@@ -738,8 +732,6 @@ class Kubernetes(unittest.TestCase):
         self.assertIn("cpu", self.container["resources"]["requests"])
 
     def test_deployment_passes_check(self):
-        if "--check" not in help_options():
-            self.skipTest("this pushgate has no --check yet (test_flags_are_known fails)")
         args = list(self.container.get("command", [])[1:]) + list(self.container["args"])
         with tempfile.TemporaryDirectory(prefix="pg-deploy-") as d:
             p = run([PUSHGATE, "--check", *substitute_for_check(args, d)])
@@ -838,8 +830,7 @@ class ManPage(unittest.TestCase):
         self.assertEqual(th.group(1), version)
 
     def test_renders_without_warnings(self):
-        if not shutil.which("groff"):
-            self.skipTest("groff is not installed")
+        require_tool(self, "groff", "groff-base")
         p = run(["groff", "-man", "-ww", "-z", MAN_PAGE])
         self.assertEqual((p.returncode, p.stderr.decode()), (0, ""))
 

@@ -29,7 +29,8 @@ import time
 import unittest
 from urllib.parse import urlencode
 
-from harness import DEADLINE, SOURCE_ROOT, LineReader, Pushgate, TestUpstream, main, make_cert
+from harness import (DEADLINE, SOURCE_ROOT, LineReader, Pushgate, TestUpstream, main, make_cert,
+                     require_tool)
 
 CHROMIUM = shutil.which("chromium")
 RELAY = os.path.join(SOURCE_ROOT, "bench", "relay.py")
@@ -275,7 +276,6 @@ def q(**params):
     return urlencode(params, doseq=True)
 
 
-@unittest.skipUnless(CHROMIUM, "chromium is not installed (deploy/dev.sh installs it)")
 class EarlyHintsInChromium(unittest.TestCase):
     THINK_MS = 300
 
@@ -292,6 +292,7 @@ class EarlyHintsInChromium(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def setUp(self):
+        require_tool(self, "chromium", "chromium")
         cacheable = ["Cache-Control:max-age=600"]
         self.css = "/style.css?" + q(body_from="css", header=["Content-Type:text/css"] + cacheable)
         self.js = "/app.js?" + q(body_from="js",

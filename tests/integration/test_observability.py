@@ -17,7 +17,7 @@ import urllib.request
 from urllib.parse import quote
 
 from harness import (DEADLINE, LineReader, Pushgate, UpstreamTestCase, free_port, h2client,
-                     wait_until, main, run, wait_for_port)
+                     wait_until, main, require_tool, run, wait_for_port)
 
 
 def page(*links, extra=""):
@@ -209,9 +209,8 @@ class Metrics(UpstreamTestCase):
         """A real Prometheus server scrapes --metrics-listen; its HTTP API then reports the
         requests and pushes the test made: 20 requests on three HTTP/2 connections, 3 pushes
         promised of which the client reset 1. promtool accepts the exposition."""
+        require_tool(self, "prometheus", "prometheus")
         prometheus = shutil.which("prometheus")
-        if not prometheus:
-            self.skipTest("Debian's prometheus is not installed (deploy/dev.sh installs it)")
         with Pushgate(self.upstream.url, "--metrics-listen", "127.0.0.1:0") as pg:
             mport = metrics_port(pg)
             plain = [f"/m{i}?size=10" for i in range(18)]

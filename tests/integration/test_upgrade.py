@@ -188,15 +188,27 @@ class Systemd(UpstreamTestCase):
         self.addCleanup(sock.close)
         return sock, path
 
-    def test_sd_notify_ready_reloading_stopping(self):
-        """With NOTIFY_SOCKET set, pushgate sends READY=1 once listening, RELOADING=1 and
-        READY=1 around SIGHUP, and STOPPING=1 when SIGTERM starts the drain."""
+    def start_notified(self):
+        """pushgate started with NOTIFY_SOCKET on a datagram socket the test reads."""
         sock, path = self.notify_socket()
         env = dict(os.environ, NOTIFY_SOCKET=path)
         proc = subprocess.Popen([PUSHGATE, "-u", self.upstream.url, "-l", "127.0.0.1:0"],
                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
-        log = LineReader(proc.stderr)
+        return sock, proc, LineReader(proc.stderr)
+
+    @staticmethod
+    def stop(proc, log):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.thread.join(5)
+        proc.stderr.close()
+
+    def test_sd_notify_ready_reloading_stopping(self):
+        """With NOTIFY_SOCKET set, pushgate sends READY=1 once listening, RELOADING=1 and
+        READY=1 around SIGHUP, and STOPPING=1 when SIGTERM starts the drain."""
+        sock, proc, log = self.start_notified()
         try:
             self.assertEqual(sock.recv(4096), b"READY=1")
             log.wait_for(lambda l: "listening on" in l)
@@ -207,22 +219,13 @@ class Systemd(UpstreamTestCase):
             self.assertEqual(sock.recv(4096), b"STOPPING=1")
             self.assertEqual(proc.wait(timeout=DEADLINE), 0)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.thread.join(5)
-            proc.stderr.close()
+            self.stop(proc, log)
 
     def test_sd_notify_mainpid_after_an_upgrade(self):
         """SIGUSR2 under systemd: once the new process serves, systemd is told its pid
         (MAINPID=, with READY=1) before the old process drains; the new one reports its own
         STOPPING=1 when it is stopped in turn."""
-        sock, path = self.notify_socket()
-        env = dict(os.environ, NOTIFY_SOCKET=path)
-        proc = subprocess.Popen([PUSHGATE, "-u", self.upstream.url, "-l", "127.0.0.1:0"],
-                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        log = LineReader(proc.stderr)
+        sock, proc, log = self.start_notified()
         child = None
         try:
             self.assertEqual(sock.recv(4096), b"READY=1")
@@ -237,11 +240,7 @@ class Systemd(UpstreamTestCase):
         finally:
             if child and not process_gone(child):
                 os.kill(child, signal.SIGKILL)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.thread.join(5)
-            proc.stderr.close()
+            self.stop(proc, log)
 
     def test_socket_activation_serves_on_the_inherited_socket(self):
         """Started as systemd starts a socket-activated service (LISTEN_FDS=1, LISTEN_PID, the
@@ -275,11 +274,7 @@ class Systemd(UpstreamTestCase):
             self.assertEqual(proc.wait(timeout=DEADLINE), 0)
         finally:
             early.close()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.thread.join(5)
-            proc.stderr.close()
+            self.stop(proc, log)
 
 
 if __name__ == "__main__":

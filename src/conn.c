@@ -4,8 +4,6 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,13 +12,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Bytes read per readiness event before other connections get their turn. */
+#define READ_BUDGET (64 * 1024)
+/* Times one flush refills an output the socket took at once before yielding to the loop. */
+#define REFILL_ROUNDS 4
+
 static void close_when_drained(struct pg_conn *conn);
 static void start_linger(struct pg_conn *conn);
-static void on_event(struct bufferevent *bev, short events, void *arg);
+static void read_and_serve(struct pg_conn *conn);
 
 static bool is_tls(const struct pg_conn *conn)
 {
-    return conn->owner->ssl_ctx != NULL;
+    return conn->transport.ssl != NULL;
 }
 
 void pg_conn_free(struct pg_conn *conn)
@@ -31,14 +34,13 @@ void pg_conn_free(struct pg_conn *conn)
         pg_count(&conn->owner->counters->connections_closed[conn->proto->metric], 1);
     event_del(&conn->flush_ev);
     event_del(&conn->timer_ev);
-    if (conn->bev) {
-        if (is_tls(conn)) {
-            SSL *ssl = bufferevent_openssl_get_ssl(conn->bev);
-            /* A quiet close: no close_notify round trip on a connection we are dropping. */
-            SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
-        }
-        bufferevent_free(conn->bev);
-    }
+    event_del(&conn->read_ev);
+    event_del(&conn->write_ev);
+    pg_transport_close(&conn->transport);
+    if (conn->input)
+        evbuffer_free(conn->input);
+    if (conn->output)
+        evbuffer_free(conn->output);
     const struct pg_conn_owner *owner = conn->owner;
     owner->closed(conn, owner->arg);
     free(conn);
@@ -54,6 +56,26 @@ static void arm_timer(struct pg_conn *conn, unsigned ms)
 {
     struct timeval tv = pg_timeval_ms(ms);
     evtimer_add(&conn->timer_ev, &tv);
+}
+
+static bool writing(const struct pg_conn *conn)
+{
+    return event_pending(&conn->write_ev, EV_WRITE, NULL);
+}
+
+static bool reading(const struct pg_conn *conn)
+{
+    return event_pending(&conn->read_ev, EV_READ, NULL);
+}
+
+/* Waits for the socket to take more. A client that takes none of its bytes for
+ * --write-timeout is gone or hostile: the event's timeout closes the connection. */
+static void await_writable(struct pg_conn *conn)
+{
+    if (writing(conn))
+        return;
+    struct timeval tv = pg_timeval_ms(conn->owner->cfg->write_timeout_ms);
+    event_add(&conn->write_ev, &tv);
 }
 
 /* The idle clock runs while no request is open; traffic on no stream (PING, SETTINGS) does not
@@ -75,53 +97,94 @@ static void update_idle_timer(struct pg_conn *conn)
 }
 
 /* Reading stops while the client does not take what it asked for, and while the protocol
- * holds as many requests as it may (HTTP/1.1 pipelining). */
+ * holds as many requests as it may (HTTP/1.1 pipelining). Bytes OpenSSL already holds raise
+ * no readiness event, so resuming reads them at once. */
 static void update_reading(struct pg_conn *conn)
 {
     bool blocked = conn->proto->read_blocked && conn->proto->read_blocked(conn->session);
-    bool want = !blocked && evbuffer_get_length(conn->env.output) < PG_CONN_OUTPUT_HIGH_WATER;
-    bool reading = bufferevent_get_enabled(conn->bev) & EV_READ;
-    if (want && !reading)
-        bufferevent_enable(conn->bev, EV_READ);
-    else if (!want && reading)
-        bufferevent_disable(conn->bev, EV_READ);
+    bool want = !blocked && evbuffer_get_length(conn->output) < PG_CONN_OUTPUT_HIGH_WATER;
+    if (want && !reading(conn)) {
+        event_add(&conn->read_ev, NULL);
+        if (pg_transport_has_pending(&conn->transport))
+            event_active(&conn->read_ev, EV_READ, 0);
+    } else if (!want && reading(conn)) {
+        event_del(&conn->read_ev);
+    }
 }
 
-/* An idle TLS connection gives back OpenSSL's 16 KiB record buffers (bufferevent_openssl stops
- * reading before OpenSSL would release them by itself) and the empty chain libevent's last
- * read reserved in the input buffer: draining an empty buffer frees nothing, so one byte is
- * added and drained with it. */
+/* Writes what the protocol queued, at once: most responses leave in the flush that made them,
+ * without waiting for (and registering) a writability event. Returns false when conn was
+ * freed. */
+static bool write_output(struct pg_conn *conn)
+{
+    enum pg_io io = PG_IO_DONE;
+    if (evbuffer_get_length(conn->output) > 0)
+        io = pg_transport_write(&conn->transport, conn->output);
+    switch (io) {
+    case PG_IO_DONE:
+        if (writing(conn))
+            event_del(&conn->write_ev);
+        return true;
+    case PG_IO_WANT_WRITE:
+        await_writable(conn);
+        return true;
+    case PG_IO_WANT_READ:
+        /* OpenSSL wants the client's bytes first (not reached with renegotiation off): the
+         * next read event writes again. */
+        if (!reading(conn))
+            event_add(&conn->read_ev, NULL);
+        return true;
+    case PG_IO_EOF:
+    case PG_IO_ERROR:
+        break;
+    }
+    pg_log_debug("client %s: write failed", conn->client_addr);
+    pg_conn_free(conn);
+    return false;
+}
+
+/* An idle TLS connection gives back OpenSSL's 16 KiB record buffers. HTTP/1.1 connections
+ * become idle here, once their last response is written. */
 static void release_idle_buffers(struct pg_conn *conn)
 {
-    SSL_free_buffers(bufferevent_openssl_get_ssl(conn->bev));
-    if (evbuffer_get_length(conn->env.input) == 0 && evbuffer_add(conn->env.input, "", 1) == 0)
-        evbuffer_drain(conn->env.input, 1);
+    if (evbuffer_get_length(conn->output) == 0)
+        pg_transport_release_buffers(&conn->transport);
 }
 
-/* Runs the protocol's pending work and decides whether the connection is over.
- * Returns false when conn was freed or is closing. */
+/* Runs the protocol's pending work, writes it and decides whether the connection is over.
+ * A socket that takes a full output at once gets it refilled a few times before the loop
+ * turns. Returns false when conn was freed or is closing. */
 static bool flush_or_close(struct pg_conn *conn)
 {
-    if (conn->state == PG_CONN_LINGERING)
-        return false; /* the protocol is over; only the linger timer or EOF remain */
+    if (conn->state == PG_CONN_LINGERING || conn->state == PG_CONN_CLOSING)
+        return false; /* the protocol is over; only the last bytes, EOF or a timer remain */
     if (!conn->session)
         return true; /* the protocol is not chosen yet */
-    if (conn->proto->flush(conn->session) != PG_OK) {
-        pg_conn_free(conn);
-        return false;
+    for (int round = 0;; round++) {
+        if (conn->proto->flush(conn->session) != PG_OK) {
+            pg_conn_free(conn);
+            return false;
+        }
+        size_t queued = evbuffer_get_length(conn->output);
+        if (!write_output(conn))
+            return false;
+        if (queued < PG_CONN_OUTPUT_HIGH_WATER ||
+            evbuffer_get_length(conn->output) > PG_CONN_OUTPUT_LOW_WATER)
+            break; /* the protocol had no more, or the socket is full */
+        if (round == REFILL_ROUNDS) {
+            wake(conn);
+            break;
+        }
     }
     update_idle_timer(conn);
     if (conn->proto->finished(conn->session)) {
-        if (evbuffer_get_length(conn->env.output) == 0)
+        if (evbuffer_get_length(conn->output) == 0)
             start_linger(conn);
         else
             close_when_drained(conn);
         return false;
     }
     update_reading(conn);
-    /* An idle TLS connection need not keep OpenSSL's 16 KiB record buffers: bufferevent_openssl
-     * stops reading before OpenSSL would release them by itself. HTTP/1.1 connections become
-     * idle here, once their last response is written. */
     if (is_tls(conn) && conn->proto->idle(conn->session))
         release_idle_buffers(conn);
     return true;
@@ -135,7 +198,7 @@ static void shutdown_idle(struct pg_conn *conn)
 
 void pg_conn_drain(struct pg_conn *conn)
 {
-    if (conn->state == PG_CONN_LINGERING)
+    if (conn->state == PG_CONN_LINGERING || conn->state == PG_CONN_CLOSING)
         return; /* closing already */
     conn->draining = true;
     if (!conn->session)
@@ -188,7 +251,7 @@ static bool choose_by_alpn(struct pg_conn *conn)
 {
     const unsigned char *alpn = NULL;
     unsigned len = 0;
-    SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(conn->bev), &alpn, &len);
+    SSL_get0_alpn_selected(conn->transport.ssl, &alpn, &len);
     const struct pg_protocol *proto = pg_protocol_for_alpn(conn->owner->protocols, alpn, len);
     if (!proto) {
         pg_log_debug("client %s negotiated no protocol we speak", conn->client_addr);
@@ -215,23 +278,114 @@ static bool choose_by_sniffing(struct pg_conn *conn, struct evbuffer *input)
     return start_protocol(conn, proto);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* TLS: one step of the handshake; once it is done, the protocol ALPN chose starts (HTTP/2:
+ * its SETTINGS go out at once). */
+static void shake_hands(struct pg_conn *conn)
 {
-    struct pg_conn *conn = arg;
-    struct evbuffer *input = bufferevent_get_input(bev);
-    if (!conn->session && !(is_tls(conn) ? choose_by_alpn(conn) : choose_by_sniffing(conn, input)))
+    switch (pg_transport_handshake(&conn->transport)) {
+    case PG_IO_DONE:
+        break;
+    case PG_IO_WANT_READ:
+        return; /* reading is on */
+    case PG_IO_WANT_WRITE:
+        await_writable(conn);
         return;
-    if (conn->proto->recv(conn->session, input) != PG_OK) {
+    case PG_IO_EOF:
+    case PG_IO_ERROR:
+        pg_log_debug("client %s: TLS handshake failed", conn->client_addr);
         pg_conn_free(conn);
         return;
     }
-    flush_or_close(conn);
+    if (!choose_by_alpn(conn))
+        return;
+    /* The client's first request may have come with its Finished: OpenSSL holds it already. */
+    if (pg_transport_has_pending(&conn->transport))
+        read_and_serve(conn);
+    else
+        flush_or_close(conn);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+/* Reads what the client sent, hands it to the protocol and writes what that produced. */
+static void read_and_serve(struct pg_conn *conn)
 {
-    (void)bev;
-    flush_or_close(arg);
+    size_t before = evbuffer_get_length(conn->input);
+    enum pg_io io = pg_transport_read(&conn->transport, conn->input, READ_BUDGET);
+    if (io == PG_IO_EOF || io == PG_IO_ERROR) {
+        pg_conn_free(conn);
+        return;
+    }
+    if (io == PG_IO_WANT_WRITE) {
+        conn->read_wants_write = true; /* a TLS key update's answer waits for room */
+        await_writable(conn);
+    }
+    if (evbuffer_get_length(conn->input) > before) {
+        if (!conn->session &&
+            !(is_tls(conn) ? choose_by_alpn(conn) : choose_by_sniffing(conn, conn->input)))
+            return;
+        if (conn->proto->recv(conn->session, conn->input) != PG_OK) {
+            pg_conn_free(conn);
+            return;
+        }
+    }
+    if (!flush_or_close(conn))
+        return;
+    if (io == PG_IO_DONE && reading(conn))
+        event_active(&conn->read_ev, EV_READ, 0); /* the budget ran out: more on the next turn */
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pg_conn *conn = arg;
+    switch (conn->state) {
+    case PG_CONN_LINGERING: {
+        enum pg_io io = pg_transport_discard(&conn->transport);
+        if (io == PG_IO_EOF || io == PG_IO_ERROR)
+            pg_conn_free(conn);
+        return;
+    }
+    case PG_CONN_CLOSING:
+        return; /* nothing more is read */
+    case PG_CONN_HANDSHAKE:
+        if (is_tls(conn) && !conn->session) {
+            shake_hands(conn);
+            return;
+        }
+        break;
+    case PG_CONN_OPEN:
+        break;
+    }
+    read_and_serve(conn);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct pg_conn *conn = arg;
+    if (what & EV_TIMEOUT) {
+        pg_log_debug("client %s: write timeout", conn->client_addr);
+        pg_conn_free(conn);
+        return;
+    }
+    if (is_tls(conn) && !conn->session) {
+        shake_hands(conn);
+        return;
+    }
+    if (conn->read_wants_write) {
+        conn->read_wants_write = false;
+        read_and_serve(conn); /* writes what is queued too */
+        return;
+    }
+    if (!write_output(conn))
+        return;
+    if (conn->state == PG_CONN_CLOSING) {
+        if (evbuffer_get_length(conn->output) == 0)
+            start_linger(conn);
+        return;
+    }
+    if (evbuffer_get_length(conn->output) <= PG_CONN_OUTPUT_LOW_WATER)
+        flush_or_close(conn); /* the protocol refills what the client took */
 }
 
 /* Lingering close: closing a socket with unread input makes the kernel send RST, which can
@@ -239,13 +393,6 @@ static void on_write(struct bufferevent *bev, void *arg)
  * the last byte is out we stop sending (FIN) and read and discard for a bounded time, until the
  * client closes too. */
 #define LINGER_MS 2000
-
-static void on_linger_read(struct bufferevent *bev, void *arg)
-{
-    (void)arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
-}
 
 static void on_linger_over(evutil_socket_t fd, short what, void *arg)
 {
@@ -260,40 +407,23 @@ static void start_linger(struct pg_conn *conn)
     conn->proto->free(conn->session); /* cancels what upstream work remains */
     conn->session = NULL;
     event_del(&conn->timer_ev);
+    event_del(&conn->write_ev);
     evtimer_assign(&conn->timer_ev, conn->owner->base, on_linger_over, conn);
     arm_timer(conn, LINGER_MS);
     if (!is_tls(conn)) /* TLS: the peer reads our close_notify-less EOF when we close */
-        shutdown(bufferevent_getfd(conn->bev), SHUT_WR);
-    bufferevent_setcb(conn->bev, on_linger_read, NULL, on_event, conn);
-    bufferevent_enable(conn->bev, EV_READ);
+        shutdown(conn->transport.fd, SHUT_WR);
+    if (!reading(conn))
+        event_add(&conn->read_ev, NULL);
 }
 
-static void on_drained(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    struct pg_conn *conn = arg;
-    if (evbuffer_get_length(conn->env.output) == 0)
-        start_linger(conn);
-}
-
-static void on_event(struct bufferevent *bev, short events, void *arg)
-{
-    (void)bev;
-    struct pg_conn *conn = arg;
-    if (events & BEV_EVENT_CONNECTED) {
-        if (!conn->session && choose_by_alpn(conn))
-            flush_or_close(conn); /* HTTP/2: the server preface goes out at once */
-        return;
-    }
-    if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        pg_conn_free(conn);
-}
-
+/* The protocol is over but its last bytes are still queued: they go out (the write timeout
+ * still bounds a client that takes nothing), then the lingering close. */
 static void close_when_drained(struct pg_conn *conn)
 {
-    bufferevent_disable(conn->bev, EV_READ);
-    bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
-    bufferevent_setcb(conn->bev, NULL, on_drained, on_event, conn);
+    conn->state = PG_CONN_CLOSING;
+    event_del(&conn->read_ev);
+    event_del(&conn->timer_ev);
+    await_writable(conn);
 }
 
 static void describe_peer(const struct sockaddr *addr, char *out, size_t len)
@@ -305,36 +435,32 @@ static void describe_peer(const struct sockaddr *addr, char *out, size_t len)
         snprintf(out, len, "unknown");
 }
 
-static struct bufferevent *make_transport(const struct pg_conn_owner *owner, evutil_socket_t fd)
-{
-    int options = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (!owner->ssl_ctx)
-        return bufferevent_socket_new(owner->base, fd, options);
-    SSL *ssl = SSL_new(owner->ssl_ctx);
-    if (!ssl)
-        return NULL;
-    struct bufferevent *bev =
-        bufferevent_openssl_socket_new(owner->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, options);
-    if (!bev)
-        SSL_free(ssl);
-    return bev;
-}
-
 struct pg_conn *pg_conn_new(const struct pg_conn_owner *owner, evutil_socket_t fd,
                             const struct sockaddr *addr)
 {
     struct pg_conn *conn = calloc(1, sizeof(*conn));
-    struct bufferevent *bev = conn ? make_transport(owner, fd) : NULL;
-    if (!bev) {
+    if (!conn || pg_transport_init(&conn->transport, fd, owner->ssl_ctx) != PG_OK) {
         free(conn);
         close(fd);
         return NULL;
     }
+    conn->owner = owner;
+    conn->input = evbuffer_new();
+    conn->output = evbuffer_new();
+    if (!conn->input || !conn->output) {
+        if (conn->input)
+            evbuffer_free(conn->input);
+        if (conn->output)
+            evbuffer_free(conn->output);
+        pg_transport_close(&conn->transport);
+        free(conn);
+        return NULL;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    conn->owner = owner;
-    conn->bev = bev;
     describe_peer(addr, conn->client_addr, sizeof(conn->client_addr));
+    event_assign(&conn->read_ev, owner->base, fd, EV_READ | EV_PERSIST, on_readable, conn);
+    event_assign(&conn->write_ev, owner->base, fd, EV_WRITE | EV_PERSIST, on_writable, conn);
     event_assign(&conn->flush_ev, owner->base, -1, 0, on_flush, conn);
     evtimer_assign(&conn->timer_ev, owner->base, on_timer, conn);
     conn->env = (struct pg_conn_env){
@@ -347,21 +473,16 @@ struct pg_conn *pg_conn_new(const struct pg_conn_owner *owner, evutil_socket_t f
                   .tls = owner->ssl_ctx != NULL,
                   .counters = owner->counters,
                   .access_log = owner->access_log},
-        .input = bufferevent_get_input(bev),
-        .output = bufferevent_get_output(bev),
+        .input = conn->input,
+        .output = conn->output,
         .wake = wake,
         .conn = conn,
     };
-    bufferevent_setwatermark(bev, EV_WRITE, PG_CONN_OUTPUT_LOW_WATER, 0);
-    /* A client that takes none of its bytes for this long is gone or hostile. */
-    struct timeval write_timeout = pg_timeval_ms(owner->cfg->write_timeout_ms);
-    bufferevent_set_timeouts(bev, NULL, &write_timeout);
-    bufferevent_setcb(bev, on_read, on_write, on_event, conn);
     return conn;
 }
 
 void pg_conn_start(struct pg_conn *conn)
 {
     arm_timer(conn, conn->owner->cfg->handshake_timeout_ms);
-    bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+    event_add(&conn->read_ev, NULL);
 }

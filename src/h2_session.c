@@ -317,6 +317,15 @@ static int h2_recv(void *session, struct evbuffer *input)
     while ((len = evbuffer_get_contiguous_space(input)) > 0) {
         const unsigned char *data = evbuffer_pullup(input, (ssize_t)len);
         ssize_t n = nghttp2_session_mem_recv(h2->session, data, len);
+        if (n == NGHTTP2_ERR_FLOODED) {
+            /* More acknowledgements queued than a reading client leaves (a PING or SETTINGS
+             * flood that does not read): the same answer as an exhausted abuse budget. */
+            if (!h2->calm)
+                pg_log_info("client %s flooded control frames: GOAWAY(ENHANCE_YOUR_CALM)",
+                            h2->env->proxy.client_addr);
+            h2->calm = true;
+            n = (ssize_t)len;
+        }
         if (n < 0) {
             pg_log_debug("dropping client %s: %s", h2->env->proxy.client_addr,
                          nghttp2_strerror((int)n));

@@ -331,8 +331,8 @@ void pg_worker_free(struct pg_worker *w)
     close_listeners(w);
     while (!TAILQ_EMPTY(&w->conns))
         pg_conn_free(TAILQ_FIRST(&w->conns));
-    /* A bufferevent freed while one of its deferred callbacks was queued is only released
-     * when that callback runs: give the loop one last non-blocking pass. */
+    /* Callbacks already made active (libcurl's, the upstream's timers) run once, without
+     * blocking, before what they touch is freed. */
     if (w->base)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
     pg_access_log_free(w->access_log); /* after the connections: their last lines are in */

@@ -1,16 +1,17 @@
-/* A client connection: the transport (socket or TLS bufferevent), its timers and lifetime, and
+/* A client connection: the transport (socket, or TLS on it), its events, timers and lifetime, and
  * the protocol session on top, picked by ALPN (TLS) or by the first bytes (cleartext) and
  * driven only through struct pg_protocol.
  *
- * Ownership: the worker owns its connections and their list; a connection owns its bufferevent
- * and its protocol session. It is freed only from its own top-level libevent callbacks or by
- * pg_conn_free at shutdown, never from inside nghttp2 or libcurl callbacks (those wake the
- * connection's flush instead); as it is freed it calls its owner's closed callback. */
+ * Ownership: the worker owns its connections and their list; a connection owns its transport,
+ * its two buffers and its protocol session. It is freed only from its own top-level libevent
+ * callbacks or by pg_conn_free at shutdown, never from inside nghttp2 or libcurl callbacks (those
+ * wake the connection's flush instead); as it is freed it calls its owner's closed callback. */
 #ifndef PUSHGATE_CONN_H
 #define PUSHGATE_CONN_H
 
 #include "pushgate/config.h"
 #include "pushgate/protocol.h"
+#include "pushgate/transport.h"
 
 #include <event2/event_struct.h>
 #include <event2/util.h>
@@ -19,7 +20,6 @@
 #include <stddef.h>
 #include <sys/queue.h>
 
-struct bufferevent;
 struct sockaddr;
 struct pg_conn;
 
@@ -42,16 +42,22 @@ struct pg_conn_owner {
 enum pg_conn_state {
     PG_CONN_HANDSHAKE = 0, /* TLS handshake, protocol choice, client preface: deadline runs */
     PG_CONN_OPEN,          /* serving requests: the idle clock runs while none is open */
-    PG_CONN_LINGERING,     /* protocol over: discarding input until EOF or the linger timer */
+    PG_CONN_CLOSING,       /* protocol over: its last bytes go out, nothing more is read */
+    PG_CONN_LINGERING,     /* last byte out: discarding input until EOF or the linger timer */
 };
 
 struct pg_conn {
     const struct pg_conn_owner *owner;
-    struct bufferevent *bev;
-    struct event flush_ev; /* runs deferred protocol work outside library callbacks */
-    struct event timer_ev; /* handshake deadline, then the idle timeout, then the linger */
+    struct pg_transport transport;
+    struct evbuffer *input;  /* the client's bytes the protocol has not consumed */
+    struct evbuffer *output; /* bytes for the client the socket has not taken yet */
+    struct event read_ev;    /* the socket is readable (off while reading is held back) */
+    struct event write_ev;   /* the socket is writable: on only while output waits for room */
+    struct event flush_ev;   /* runs deferred protocol work outside library callbacks */
+    struct event timer_ev;   /* handshake deadline, then the idle timeout, then the linger */
     enum pg_conn_state state;
     bool draining;                   /* pg_conn_drain was called (maybe before the protocol) */
+    bool read_wants_write;           /* TLS: a read stopped until the socket takes bytes */
     const struct pg_protocol *proto; /* NULL until chosen */
     void *session;                   /* proto's */
     struct pg_conn_env env;          /* what the session borrows */

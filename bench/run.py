@@ -23,7 +23,10 @@ Measures (h2load for load, /proc for CPU and memory):
      (smaps_rollup, summed over the group, sampled every 100 ms during the load)
   4. PSS growth per idle TLS HTTP/2 connection (bench/idle.py holds them open; measure
      "idle"), and per idle TLS HTTP/1.1 keep-alive connection after one GET of the 1 KiB file
-     (idle.py --http1, on a second fresh instance of the system; measure "idle_h1")
+     (idle.py --http1, on a second fresh instance of the system; measure "idle_h1"). The
+     baseline is read after a warm-up (idle.warm_up: as many connections as are opened at once,
+     each doing the same, then closed), so one-time setup (TLS library tables, upstream pools,
+     allocator pages) is not charged to every connection; "cold" columns charge it.
   5. the push page (bench/push_upstream.py): time until the page and its 20 assets have all
      arrived, with `nghttp -a` with and without push, through bench/relay.py (100 ms RTT,
      optionally 20 Mbit/s), upstream think time 0 and 200 ms; only systems that push
@@ -674,8 +677,10 @@ class Bench:
         n = self.profile["idle_conns"]
         kind = "HTTP/1.1" if http1_path else "h2"
         time.sleep(0.3)
-        before = group_pss_kib(service.pgid)
+        cold = group_pss_kib(service.pgid)
         try:
+            asyncio.run(idle.warm_up(service.port, http1_path=http1_path))
+            before = group_pss_kib(service.pgid)
             held = asyncio.run(idle.hold(service.port, n,
                                          on_held=lambda: group_pss_kib(service.pgid),
                                          http1_path=http1_path))
@@ -686,8 +691,9 @@ class Bench:
             self.log(f"  warning: {system} closed {n - held['still_open']} of {n} idle "
                      f"{kind} connections before the measurement")
         after = held["measured"]
-        r = {"connections": n, "still_open": held["still_open"], "pss_before_kib": before,
-             "pss_after_kib": after, "kib_per_conn": (after - before) / n}
+        r = {"connections": n, "still_open": held["still_open"], "pss_cold_kib": cold,
+             "pss_before_kib": before, "pss_after_kib": after,
+             "kib_per_conn": (after - before) / n, "kib_per_conn_cold": (after - cold) / n}
         if http1_path:
             measure = "idle_h1"
             cmd = (f"bench/idle.py client: {n} TLS 1.3 HTTP/1.1 keep-alive connections, "
@@ -819,10 +825,10 @@ LOAD_METRICS = {
     "small": ["req_per_s", "latency_ms_mean", "latency_ms_p50", "latency_ms_p99",
               "cpu_us_per_req", "peak_pss_kib", "upstream_cpu_s"],
     "large": ["mib_per_s", "latency_ms_mean", "cpu_us_per_req", "peak_pss_kib"],
-    "idle": ["kib_per_conn", "pss_before_kib", "pss_after_kib"],
+    "idle": ["kib_per_conn", "kib_per_conn_cold", "pss_before_kib", "pss_after_kib"],
     "small_h1": ["req_per_s", "latency_ms_mean", "latency_ms_p50", "latency_ms_p99",
                  "cpu_us_per_req", "peak_pss_kib", "upstream_cpu_s"],
-    "idle_h1": ["kib_per_conn", "pss_before_kib", "pss_after_kib"],
+    "idle_h1": ["kib_per_conn", "kib_per_conn_cold", "pss_before_kib", "pss_after_kib"],
 }
 
 
@@ -924,11 +930,13 @@ def print_tables(summary, push_variants, out=sys.stdout):
                       ("peak_mib", "peak MiB", kib_mib, False)], order), file=out)
     print(table("4. memory per idle TLS HTTP/2 connection (PSS growth / connections), medians",
                 summary["idle"], [("kib_per_conn", "KiB/conn", "{:.1f}", False),
+                                  ("kib_per_conn_cold", "cold KiB/conn", "{:.1f}", None),
                                   ("pss_before_kib", "PSS KiB", "{:.0f}", None)], order),
           file=out)
     print(table("4b. memory per idle TLS HTTP/1.1 keep-alive connection (after one 1 KiB GET; "
                 "PSS growth / connections), medians",
                 summary["idle_h1"], [("kib_per_conn", "KiB/conn", "{:.1f}", False),
+                                     ("kib_per_conn_cold", "cold KiB/conn", "{:.1f}", None),
                                      ("pss_before_kib", "PSS KiB", "{:.0f}", None)], order),
           file=out)
     names = [v[0] for v in push_variants]

@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #define HEAD_MAX_BYTES (64 * 1024) /* an upstream head larger than this is refused (502) */
 #define HEAD_MAX_FIELDS 256
-/* Idle handles kept for reuse: re-creating one costs more than the request. Each keeps its
- * receive buffer (PG_UPSTREAM_READ_SIZE), so this also bounds what a burst leaves behind. */
+/* Idle handles kept for reuse: re-creating one costs more than the request. libcurl 7.88
+ * frees a handle's receive buffer (PG_UPSTREAM_READ_SIZE) as each transfer ends (multi_done),
+ * so a pooled handle keeps only its own state, about 7 KiB. */
 #define EASY_POOL_MAX 256
 
 /* libcurl 7.88 looks for a reusable connection by walking every connection to the host, once
@@ -39,14 +41,26 @@ struct pg_upstream {
     TAILQ_HEAD(, pg_exchange) running; /* every live exchange, for shutdown */
     CURL *easy_pool[EASY_POOL_MAX];    /* idle handles, shared options kept (release_easy) */
     size_t easy_pool_len;
-    CURLU *origin; /* the upstream URL, parsed once (CURLOPT_CURLU) */
+    CURLU *origin;                 /* the upstream URL, parsed once (CURLOPT_CURLU) */
+    struct socket_watch **watches; /* by descriptor: every upstream socket we have an event for */
+    size_t watches_len;
 };
 
-/* Libevent state for one socket libcurl watches; owned through curl_multi_assign. */
+/* Whom a socket's readiness concerns. */
+enum watch_state {
+    WATCH_ACTIVE = 0, /* a transfer runs on it: readiness goes to libcurl */
+    WATCH_PARKED,     /* its connection idles in libcurl's pool (CURL_POLL_REMOVE), but the
+                       * read event stays registered, so that the next transfer on it costs no
+                       * epoll_ctl; firing now means the upstream closed it (or sent junk) */
+};
+
+/* Libevent state for one upstream socket. Owned by pg_upstream's table (by descriptor), from
+ * libcurl's first interest in the socket until libcurl closes it (on_close_socket). */
 struct socket_watch {
     struct event ev;
     struct upstream_shard *shard;
-    short events; /* what ev waits for: unchanged interest costs no epoll_ctl */
+    short events; /* what ev waits for (0: none): unchanged interest costs no epoll_ctl */
+    enum watch_state state;
 };
 
 /* Created by pg_exchange_start; freed by finish() or cancel. */
@@ -80,7 +94,15 @@ static void arm_timeout(struct pg_exchange *ex)
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
-    struct upstream_shard *shard = arg;
+    struct socket_watch *watch = arg;
+    struct upstream_shard *shard = watch->shard; /* libcurl may close the socket and free watch */
+    if (watch->state == WATCH_PARKED) {
+        /* An idle pooled connection closed by the upstream: stop hearing about it; libcurl's
+         * liveness check finds it dead before any reuse. */
+        event_del(&watch->ev);
+        watch->events = 0;
+        return;
+    }
     int action =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
@@ -98,26 +120,65 @@ static void on_curl_timer(evutil_socket_t fd, short what, void *arg)
     check_done(shard);
 }
 
+static void drop_watch(struct pg_upstream *up, curl_socket_t fd)
+{
+    if (fd < 0 || (size_t)fd >= up->watches_len || !up->watches[fd])
+        return;
+    struct socket_watch *watch = up->watches[fd];
+    if (watch->events)
+        event_del(&watch->ev);
+    free(watch);
+    up->watches[fd] = NULL;
+}
+
+/* The watch for fd, created (with no events) if there is none. */
+static struct socket_watch *find_watch(struct pg_upstream *up, curl_socket_t fd)
+{
+    if ((size_t)fd >= up->watches_len) {
+        size_t len = up->watches_len ? up->watches_len : 64;
+        while (len <= (size_t)fd)
+            len *= 2;
+        struct socket_watch **grown = realloc(up->watches, len * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        memset(grown + up->watches_len, 0, (len - up->watches_len) * sizeof(*grown));
+        up->watches = grown;
+        up->watches_len = len;
+    }
+    if (!up->watches[fd])
+        up->watches[fd] = calloc(1, sizeof(struct socket_watch));
+    return up->watches[fd];
+}
+
+/* libcurl's interest in a socket. A connection that goes back to the pool keeps its read
+ * event (parked): in steady state a request costs no epoll_ctl. socketp is what libcurl
+ * holds for fd (curl_multi_assign): NULL for a socket new to it, or one it stopped watching. */
 static int on_socket_change(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)easy;
     struct upstream_shard *shard = userp;
-    struct socket_watch *watch = socketp;
+    struct pg_upstream *up = shard->up;
+    short read_only = EV_PERSIST | EV_READ;
     if (what == CURL_POLL_REMOVE) {
-        if (watch) {
-            event_del(&watch->ev);
-            free(watch);
-            curl_multi_assign(shard->multi, fd, NULL);
-        }
+        struct socket_watch *watch = socketp;
+        if (watch && watch->events == read_only)
+            watch->state = WATCH_PARKED;
+        else if (watch)
+            drop_watch(up, fd);
         return 0;
     }
-    if (!watch) {
-        watch = calloc(1, sizeof(*watch));
-        if (!watch)
-            return -1;
-        watch->shard = shard;
-        curl_multi_assign(shard->multi, fd, watch);
+    struct socket_watch *watch = find_watch(up, fd);
+    if (!watch)
+        return -1;
+    /* Active but unknown to libcurl: a socket it closed without telling us (a losing
+     * happy-eyeballs attempt) whose descriptor came back; its event is stale. */
+    if (!socketp && watch->state == WATCH_ACTIVE && watch->events) {
+        event_del(&watch->ev);
+        watch->events = 0;
     }
+    watch->state = WATCH_ACTIVE;
+    watch->shard = shard;
+    curl_multi_assign(shard->multi, fd, watch);
     short events = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
                    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
     if (watch->events == events)
@@ -125,9 +186,16 @@ static int on_socket_change(CURL *easy, curl_socket_t fd, int what, void *userp,
     if (watch->events)
         event_del(&watch->ev);
     watch->events = events;
-    event_assign(&watch->ev, shard->up->base, fd, events, on_socket_event, shard);
+    event_assign(&watch->ev, up->base, fd, events, on_socket_event, watch);
     event_add(&watch->ev, NULL);
     return 0;
+}
+
+/* Every upstream socket libcurl closes, pooled or not: its watch goes first. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    drop_watch(clientp, fd);
+    return close(fd);
 }
 
 static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
@@ -237,6 +305,9 @@ void pg_upstream_free(struct pg_upstream *up)
         evtimer_del(&up->shards[i].timer);
         curl_multi_cleanup(up->shards[i].multi);
     }
+    for (size_t fd = 0; fd < up->watches_len; fd++)
+        drop_watch(up, (curl_socket_t)fd);
+    free(up->watches);
     curl_url_cleanup(up->origin);
     free(up);
 }
@@ -390,6 +461,8 @@ static void set_shared_options(struct pg_upstream *up, CURL *h)
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_line);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body_bytes);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_body_request);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, up);
 }
 
 static CURL *take_easy(struct pg_upstream *up)

@@ -3,11 +3,12 @@ real HTTP/2 clients: curl, nghttp and h2load."""
 import hashlib
 import os
 import subprocess
+import sys
 import shutil
 import tempfile
 import unittest
 
-from harness import Nginx, Pushgate, make_cert, run, main
+from harness import Nginx, Pushgate, LineReader, make_cert, require_tool, run, main
 
 BIG = 100 * 1024 * 1024
 
@@ -174,6 +175,50 @@ class AgainstNginx(unittest.TestCase):
             self.assertEqual(p.stdout.decode(), str(mib << 20), p.stderr)
             writes = self.write_syscalls(pg) - before
             self.assertLess(writes, 85 * mib, f"{writes} writes for {mib} MiB")
+
+    def syscalls_during(self, pg, load, names):
+        """Runs load() with strace counting the named syscalls of every pushgate thread;
+        returns {name: calls}."""
+        out = os.path.join(self.root, "strace.txt")
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", out, "-e",
+                                   "trace=" + ",".join(names), "-p", str(pg.proc.pid)],
+                                  stderr=subprocess.PIPE)
+        try:
+            threads = len(os.listdir(f"/proc/{pg.proc.pid}/task"))
+            err = LineReader(tracer.stderr)
+            for _ in range(threads):  # "Process N attached" once per thread: tracing is on
+                err.wait_for(lambda l: "attached" in l)
+            load()
+        finally:
+            tracer.send_signal(2)
+            tracer.wait(timeout=30)
+            tracer.stderr.close()
+        counts = {}
+        with open(out) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 5 and fields[-1] in names:
+                    counts[fields[-1]] = int(fields[3])
+        return counts
+
+    def test_steady_state_requests_register_no_events(self):
+        # The client side writes in the flush that made the response (no EPOLLOUT round trip),
+        # and an upstream connection back in libcurl's pool keeps its read event, so a request
+        # on warm connections costs no epoll_ctl at all.
+        require_tool(self, "strace", "strace")
+        if run(["strace", "-f", "-o", os.devnull, "true"]).returncode != 0:
+            self.skipTest("this environment does not allow ptrace")
+        with Pushgate(self.nginx.url, tls=(self.cert, self.key)) as pg:
+            url = pg.url("/small.txt", "https")
+            warm = run(["h2load", "-n", "200", "-c", "4", "-m", "4", url])  # pools filled
+            self.assertIn("200 succeeded", warm.stdout.decode())
+            def load():
+                p = run(["h2load", "-n", "2000", "-c", "4", "-m", "4", url])
+                self.assertIn("2000 succeeded", p.stdout.decode())
+            counts = self.syscalls_during(pg, load, ["epoll_ctl", "epoll_wait"])
+            self.assertGreater(counts.get("epoll_wait", 0), 0, "strace saw the worker")
+            self.assertLess(counts.get("epoll_ctl", 0), 100, f"{counts} for 2000 requests")
+            print(f"syscalls for 2000 requests: {counts}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,19 @@ class UpstreamFaults(UpstreamTestCase):
             with TestUpstream(port=first.port):
                 self.assert_benign_request_works(pg)
 
+    def test_an_idle_pooled_connection_the_upstream_closes_is_replaced(self):
+        # A pooled connection keeps its read event while idle (so a request costs no
+        # epoll_ctl); the upstream's FIN on it must not fail the next request.
+        with self.proxy() as pg:
+            for i in range(3):
+                rc, ev = h2client("127.0.0.1", pg.port, f"/idle-close{i}?close_idle=1&size=100")
+                close = [e for e in ev if e["ev"] == "close"][0]
+                self.assertEqual((close["status"], close["bytes"]), (200, 100), ev)
+            conns = {r["conn"] for r in self.upstream.requests()
+                     if r["target"].startswith("/idle-close")}
+            self.assertEqual(len(conns), 3, "each request after an idle close on a new connection")
+            self.assert_benign_request_works(pg)
+
     def test_a_head_larger_than_we_accept_is_502(self):
         with self.proxy() as pg:
             rc, ev = h2client("127.0.0.1", pg.port, "/big-head?fill_head=400")

@@ -26,6 +26,8 @@ Query parameters (all optional; repeatable ones say so):
   hold=NAME         wait before the response head for a permit from GET /_release?name=NAME
   reset_after=N     send N body bytes, then reset the connection (RST)
   close_after=N     send N body bytes, then close the connection (FIN): a truncated body
+  close_idle=1      close the connection (FIN) right after a keep-alive response, as an upstream
+                    whose keep-alive timeout expired does to an idle pooled connection
   echo=1            the response body is the request body
   slow_read=BPS     read the request body at BPS bytes per second
   read_pause_ms=N   wait before reading the request body
@@ -198,6 +200,9 @@ class Upstream:
         try:
             keep = await self.exchange(conn_id, seq, req, reader, writer)
             done = True
+            if keep and req.qi("close_idle"):
+                await writer.drain()  # the response said keep-alive; then the upstream leaves
+                return False
             return keep
         finally:
             self.stats.active_requests -= 1

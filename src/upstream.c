@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/queue.h>
 #include <unistd.h>
 
@@ -61,6 +62,7 @@ struct socket_watch {
     struct upstream_shard *shard;
     short events; /* what ev waits for (0: none): unchanged interest costs no epoll_ctl */
     enum watch_state state;
+    uint64_t parked_ms; /* when it was parked (WATCH_PARKED) */
 };
 
 /* Created by pg_exchange_start; freed by finish() or cancel. */
@@ -92,6 +94,56 @@ static void arm_timeout(struct pg_exchange *ex)
     evtimer_add(&ex->timeout, &tv);
 }
 
+/* libcurl 7.88 asks poll(2) about a socket it is about to use even when our event loop knows
+ * the answer: before reusing a pooled connection (is it still alive?), right after sending a
+ * request (has the answer come?) and after each read of a body (is there more?). Each is a
+ * poll with a zero timeout, two or more per request; no option turns them off (libcurl 8.10
+ * and 8.15 dropped the last two, 8.22 skips the first for connections used within a second).
+ * The executable's poll() answers them while libcurl runs on this worker: a socket whose read
+ * event is registered (level-triggered) and has not fired since the last epoll_wait has
+ * nothing to read yet, and what comes later is delivered by that event. A pooled socket is
+ * taken for alive only within a second of its last transfer, as libcurl 8.22 does; past that,
+ * or once its event fired (the upstream closed it), libcurl's own check runs. */
+static __thread struct pg_upstream *driving; /* this thread's upstream while libcurl runs */
+#define ALIVE_WITHOUT_CHECK_MS 1000
+
+extern int __poll(struct pollfd *fds, nfds_t nfds, int timeout);
+
+static bool known_unreadable(const struct pg_upstream *up, int fd)
+{
+    if (fd < 0 || (size_t)fd >= up->watches_len || !up->watches[fd])
+        return false;
+    const struct socket_watch *watch = up->watches[fd];
+    if (!(watch->events & EV_READ))
+        return false;
+    return watch->state == WATCH_ACTIVE || pg_now_ms() - watch->parked_ms < ALIVE_WITHOUT_CHECK_MS;
+}
+
+/* glibc 2.36 declares poll's fds write-only, so GCC takes reading events for a read of
+ * uninitialised memory; callers do fill it in. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+    const struct pg_upstream *up = driving;
+    if (up && nfds == 1 && timeout == 0 && (fds[0].events & POLLIN) && !(fds[0].events & POLLOUT) &&
+        known_unreadable(up, fds[0].fd)) {
+        fds[0].revents = 0;
+        return 0;
+    }
+    return __poll(fds, nfds, timeout);
+}
+#pragma GCC diagnostic pop
+
+static void drive(struct upstream_shard *shard, curl_socket_t fd, int action)
+{
+    int running;
+    driving = shard->up;
+    curl_multi_socket_action(shard->multi, fd, action, &running);
+    driving = NULL;
+    check_done(shard);
+}
+
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     struct socket_watch *watch = arg;
@@ -105,19 +157,14 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
     }
     int action =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    int running;
-    curl_multi_socket_action(shard->multi, fd, action, &running);
-    check_done(shard);
+    drive(shard, fd, action);
 }
 
 static void on_curl_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct upstream_shard *shard = arg;
-    int running;
-    curl_multi_socket_action(shard->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(shard);
+    drive(arg, CURL_SOCKET_TIMEOUT, 0);
 }
 
 static void drop_watch(struct pg_upstream *up, curl_socket_t fd)
@@ -161,9 +208,10 @@ static int on_socket_change(CURL *easy, curl_socket_t fd, int what, void *userp,
     short read_only = EV_PERSIST | EV_READ;
     if (what == CURL_POLL_REMOVE) {
         struct socket_watch *watch = socketp;
-        if (watch && watch->events == read_only)
+        if (watch && watch->events == read_only) {
             watch->state = WATCH_PARKED;
-        else if (watch)
+            watch->parked_ms = pg_now_ms();
+        } else if (watch)
             drop_watch(up, fd);
         return 0;
     }

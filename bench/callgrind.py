@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Instructions per proxied request, split by object (callgrind), and syscalls per request
+(strace -c), for pushgate and nghttpx in front of the same nginx, h2c, 1 KiB responses.
+
+Each proxy runs with one worker under `valgrind --tool=callgrind`; after a warm-up load the
+counters are zeroed (callgrind_control -z), the measured load runs (h2load -t1 -c32 -m10), and
+the counts are dumped (callgrind_control -d). The per-object split is exclusive cost: libc and
+the allocator include what libcurl makes them do. A second run of each proxy, natively, counts
+its syscalls over the same load with `strace -f -c`. Usage:
+
+    python3 bench/callgrind.py [--requests 10000] [--pushgate build/pushgate] [--no-strace]
+"""
+import argparse
+import collections
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run as bench  # noqa: E402  (bench/run.py: nginx configuration, free ports)
+
+LOAD = ["h2load", "-t1", "-c32", "-m10"]
+
+
+def wait_port(port, proc, deadline=60):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before listening")
+        if subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                          text=True).stdout.strip():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"port {port} not listening")
+
+
+def proxy_command(system, pushgate, port, up_port, d, single_process=False):
+    if system == "pushgate":
+        return [pushgate, "-l", f"127.0.0.1:{port}", "-u", f"http://127.0.0.1:{up_port}",
+                "--workers", "1", "--log-level", "error"]
+    return ["nghttpx", "--conf=/dev/null", "--workers=1", f"-f127.0.0.1,{port};no-tls",
+            f"-b127.0.0.1,{up_port}", "--backend-keep-alive-timeout=300s",
+            f"--errorlog-file={d}/error.log", f"--pid-file={d}/nghttpx.pid"] + \
+        (["--single-process"] if single_process else [])
+
+
+def load(port, n):
+    p = subprocess.run(LOAD + ["-n", str(n), f"http://127.0.0.1:{port}/small.bin"],
+                       capture_output=True, text=True)
+    if f"{n} succeeded" not in p.stdout:
+        raise RuntimeError("load failed:\n" + p.stdout[-2000:])
+
+
+def split_by_object(dump):
+    """Exclusive instructions per object, read from callgrind's profile itself: a cost line
+    after `calls=` is the callee's inclusive cost and is not the caller's own."""
+    names, objects = {}, collections.Counter()
+    current, skip_next = "?", False
+    with open(dump) as f:
+        for line in f:
+            if line.startswith(("ob=", "cob=")):
+                m = re.match(r"c?ob=(?:\((\d+)\))?\s*(.*)", line.rstrip("\n"))
+                if m.group(2):
+                    names[m.group(1)] = os.path.basename(m.group(2))
+                if line.startswith("ob="):
+                    current = names.get(m.group(1), os.path.basename(m.group(2) or "?"))
+            elif line.startswith("calls="):
+                skip_next = True
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                if skip_next:
+                    skip_next = False
+                    continue
+                fields = line.split()
+                if len(fields) >= 2:
+                    objects[current] += int(fields[-1])
+    return sum(objects.values()), objects
+
+
+def callgrind(system, pushgate, up_port, n, d):
+    port = bench.free_port()
+    out = os.path.join(d, f"{system}.cg.%p")
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-line=no",
+           "--trace-children=no"] + proxy_command(system, pushgate, port, up_port, d,
+                                                  single_process=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_port(port, proc)
+        load(port, max(1000, n // 5))  # warm-up: pools, caches, allocator pages
+        # Every process of the proxy (nghttpx forks its worker): zero, load, dump.
+        subprocess.run(["callgrind_control", "-z"], capture_output=True)
+        load(port, n)
+        subprocess.run(["callgrind_control", "-d"], capture_output=True)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+    total, objects = 0, collections.Counter()
+    for name in os.listdir(d):  # the explicit dumps are NAME.cg.PID.1
+        if name.startswith(f"{system}.cg.") and name.endswith(".1"):
+            t, o = split_by_object(os.path.join(d, name))
+            total += t
+            objects.update(o)
+    return total / n, {k: v / n for k, v in objects.items()}
+
+
+def group_pids(pgid):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[2]) == pgid:
+                        pids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return pids
+
+
+def all_traced(pid):
+    """Every thread of pid has a tracer (strace attached to all of them)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status") as f:
+            if any(l.startswith("TracerPid:\t0") for l in f):
+                return False
+    return True
+
+
+def syscalls(system, pushgate, up_port, n, d):
+    port = bench.free_port()
+    proc = subprocess.Popen(proxy_command(system, pushgate, port, up_port, d),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    out = os.path.join(d, f"{system}.strace")
+    try:
+        wait_port(port, proc)
+        load(port, max(1000, n // 5))
+        pids = group_pids(proc.pid)  # nghttpx: its master and its worker process
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", out] +
+                                  [a for pid in pids for a in ("-p", str(pid))],
+                                  stderr=subprocess.DEVNULL)
+        while not all(all_traced(pid) for pid in pids):
+            time.sleep(0.05)
+        load(port, n)
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+    counts = {}
+    with open(out) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
+                counts[fields[-1]] = int(fields[3]) / n
+    return counts
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=10000)
+    ap.add_argument("--pushgate", default=os.path.join(HERE, "..", "build", "pushgate"))
+    ap.add_argument("--systems", default="pushgate,nghttpx")
+    ap.add_argument("--no-strace", action="store_true")
+    args = ap.parse_args()
+    d = tempfile.mkdtemp(prefix="pg-callgrind-")
+    docroot = os.path.join(d, "www")
+    os.makedirs(docroot)
+    with open(os.path.join(docroot, "small.bin"), "wb") as f:
+        f.write(os.urandom(1024))
+    up_dir = os.path.join(d, "upstream")
+    os.makedirs(up_dir)
+    up_port = bench.free_port()
+    upstream = subprocess.Popen(bench.upstream_nginx(up_dir, up_port, docroot),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(up_port, upstream)
+        cmd = " ".join(LOAD + ["-n", str(args.requests)])
+        print(f"h2c, 1 KiB, `{cmd}` after a warm-up, nginx upstream; per request")
+        for system in args.systems.split(","):
+            per_req, objects = callgrind(system, args.pushgate, up_port, args.requests, d)
+            print(f"\n{system}: {per_req:,.0f} instructions per request")
+            for obj, ir in sorted(objects.items(), key=lambda kv: -kv[1]):
+                if ir >= 50:
+                    print(f"  {obj:40} {ir:10,.0f}")
+            if not args.no_strace:
+                counts = syscalls(system, args.pushgate, up_port, args.requests, d)
+                print("  syscalls per request: " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
+                    if v >= 0.005))
+    finally:
+        upstream.terminate()
+        upstream.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

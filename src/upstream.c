@@ -121,8 +121,10 @@ static bool known_unreadable(const struct pg_upstream *up, int fd)
 
 /* glibc 2.36 declares poll's fds write-only, so GCC takes reading events for a read of
  * uninitialised memory; callers do fill it in. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 int poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
     const struct pg_upstream *up = driving;
@@ -133,7 +135,9 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout)
     }
     return __poll(fds, nfds, timeout);
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 static void drive(struct upstream_shard *shard, curl_socket_t fd, int action)
 {

@@ -8,7 +8,8 @@ the counts are dumped (callgrind_control -d). The per-object split is exclusive 
 the allocator include what libcurl makes them do. A second run of each proxy, natively, counts
 its syscalls over the same load with `strace -f -c`. Usage:
 
-    python3 bench/callgrind.py [--requests 10000] [--pushgate build/pushgate] [--no-strace]
+    python3 bench/callgrind.py [--requests 10000] [--pushgate build/pushgate] [--tls]
+                               [--systems pushgate,nghttpx] [--no-strace]
 """
 import argparse
 import collections
@@ -24,6 +25,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run as bench  # noqa: E402  (bench/run.py: nginx configuration, free ports)
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+from harness import all_traced  # noqa: E402
 
 LOAD = ["h2load", "-t1", "-c32", "-m10"]
 
@@ -40,18 +43,24 @@ def wait_port(port, proc, deadline=60):
     raise RuntimeError(f"port {port} not listening")
 
 
+TLS = None  # (cert, key) with --tls: the client side is TLS 1.3 with ALPN h2
+
+
 def proxy_command(system, pushgate, port, up_port, d, single_process=False):
     if system == "pushgate":
         return [pushgate, "-l", f"127.0.0.1:{port}", "-u", f"http://127.0.0.1:{up_port}",
-                "--workers", "1", "--log-level", "error"]
-    return ["nghttpx", "--conf=/dev/null", "--workers=1", f"-f127.0.0.1,{port};no-tls",
-            f"-b127.0.0.1,{up_port}", "--backend-keep-alive-timeout=300s",
+                "--workers", "1", "--log-level", "error"] + \
+            (["--tls-cert", TLS[0], "--tls-key", TLS[1]] if TLS else [])
+    return ["nghttpx", "--conf=/dev/null", "--workers=1",
+            f"-f127.0.0.1,{port}" + ("" if TLS else ";no-tls"),
+            f"-b127.0.0.1,{up_port}", "--backend-keep-alive-timeout=300s", "--no-ocsp",
             f"--errorlog-file={d}/error.log", f"--pid-file={d}/nghttpx.pid"] + \
-        (["--single-process"] if single_process else [])
+        (["--single-process"] if single_process else []) + ([TLS[1], TLS[0]] if TLS else [])
 
 
 def load(port, n):
-    p = subprocess.run(LOAD + ["-n", str(n), f"http://127.0.0.1:{port}/small.bin"],
+    scheme = "https" if TLS else "http"
+    p = subprocess.run(LOAD + ["-n", str(n), f"{scheme}://127.0.0.1:{port}/small.bin"],
                        capture_output=True, text=True)
     if f"{n} succeeded" not in p.stdout:
         raise RuntimeError("load failed:\n" + p.stdout[-2000:])
@@ -122,15 +131,6 @@ def group_pids(pgid):
     return pids
 
 
-def all_traced(pid):
-    """Every thread of pid has a tracer (strace attached to all of them)."""
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/status") as f:
-            if any(l.startswith("TracerPid:\t0") for l in f):
-                return False
-    return True
-
-
 def syscalls(system, pushgate, up_port, n, d):
     port = bench.free_port()
     proc = subprocess.Popen(proxy_command(system, pushgate, port, up_port, d),
@@ -167,8 +167,15 @@ def main():
     ap.add_argument("--pushgate", default=os.path.join(HERE, "..", "build", "pushgate"))
     ap.add_argument("--systems", default="pushgate,nghttpx")
     ap.add_argument("--no-strace", action="store_true")
+    ap.add_argument("--tls", action="store_true", help="TLS 1.3 client side instead of h2c")
     args = ap.parse_args()
     d = tempfile.mkdtemp(prefix="pg-callgrind-")
+    if args.tls:
+        global TLS
+        TLS = (os.path.join(d, "cert.pem"), os.path.join(d, "key.pem"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", TLS[1], "-out", TLS[0],
+                        "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
     docroot = os.path.join(d, "www")
     os.makedirs(docroot)
     with open(os.path.join(docroot, "small.bin"), "wb") as f:
@@ -181,7 +188,8 @@ def main():
     try:
         wait_port(up_port, upstream)
         cmd = " ".join(LOAD + ["-n", str(args.requests)])
-        print(f"h2c, 1 KiB, `{cmd}` after a warm-up, nginx upstream; per request")
+        side = "TLS 1.3 h2" if TLS else "h2c"
+        print(f"{side}, 1 KiB, `{cmd}` after a warm-up, nginx upstream; per request")
         for system in args.systems.split(","):
             per_req, objects = callgrind(system, args.pushgate, up_port, args.requests, d)
             print(f"\n{system}: {per_req:,.0f} instructions per request")

@@ -77,6 +77,15 @@ def require_tool(test, name, package):
     test.skipTest(reason)
 
 
+def all_traced(pid):
+    """Every thread of process pid has a tracer (strace attached to all of them)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status") as f:
+            if any(line.startswith("TracerPid:\t0") for line in f):
+                return False
+    return True
+
+
 def wait_until(predicate, what, deadline=DEADLINE):
     """Polls predicate (bounded) until it returns something true, and returns that."""
     end = time.monotonic() + deadline

@@ -8,18 +8,9 @@ import shutil
 import tempfile
 import unittest
 
-from harness import Nginx, Pushgate, make_cert, require_tool, run, main, wait_until
+from harness import Nginx, Pushgate, all_traced, make_cert, require_tool, run, main, wait_until
 
 BIG = 100 * 1024 * 1024
-
-
-def all_traced(pid):
-    """Every thread of pid has a tracer."""
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/status") as f:
-            if any(line.startswith("TracerPid:\t0") for line in f):
-                return False
-    return True
 
 
 class AgainstNginx(unittest.TestCase):

@@ -18,7 +18,8 @@ Measures (h2load for load, /proc for CPU and memory):
      (measure "small"); and over HTTP/1.1 (TLS, ALPN http/1.1; direct in cleartext), h2load
      --h1 -c 32 -m 1 (one request at a time per connection, no pipelining): requests/s, p99
      and CPU per request (measure "small_h1")
-  2. large responses (1 MiB): MiB/s of body at -c 4 -m 1
+  2. large responses (1 MiB): MiB/s of body at -c 4 -m 1, and at -c 32 -m 10 (320 in flight:
+     MiB/s, CPU and that load's own peak PSS; measure "large_many")
   3. CPU time (utime+stime of the system's whole process group) per request, and peak PSS
      (smaps_rollup, summed over the group, sampled every 100 ms during the load)
   4. PSS growth per idle TLS HTTP/2 connection (bench/idle.py holds them open; measure
@@ -75,6 +76,7 @@ SMALL_LOAD = dict(clients=32, streams=10)
 # HTTP/1.1 over TLS (ALPN http/1.1): with --h1, h2load's -m is the pipelining depth, so 1.
 SMALL_H1_LOAD = dict(SMALL_LOAD, streams=1, h1=True)
 LARGE_LOAD = dict(clients=4, streams=1)
+LARGE_MANY_LOAD = dict(clients=32, streams=10)  # 320 large responses in flight at once
 RTT_MS, RATE_MBIT = 100, 20
 # nghttp's default windows are 64 KiB, which would cap every system at 64 KiB per RTT; browsers
 # open MiBs, so the push-page client does too (stream 2^22-1, connection 2^24-1).
@@ -745,10 +747,14 @@ class Bench:
                                 p["small_warmup"], p["small_duration"], rnd, "small")
                 g = self.h2load(system, service, base + "/large.bin", LARGE_LOAD,
                                 p["large_warmup"], p["large_duration"], rnd, "large")
+                gm = self.h2load(system, service, base + "/large.bin", LARGE_MANY_LOAD,
+                                 p["large_warmup"], p["large_duration"], rnd, "large_many")
                 h = self.h2load(system, service, base + "/small.bin", SMALL_H1_LOAD,
                                 p["small_warmup"], p["small_duration"], rnd, "small_h1")
                 msg += (f" small {s['req_per_s']:.0f} req/s p99 {s['latency_ms_p99']:.2f} ms,"
-                        f" large {g['mib_per_s']:.0f} MiB/s, h1 {h['req_per_s']:.0f} req/s"
+                        f" large {g['mib_per_s']:.0f} MiB/s, 320 large {gm['mib_per_s']:.0f}"
+                        f" MiB/s peak {gm['peak_pss_kib'] / 1024:.0f} MiB,"
+                        f" h1 {h['req_per_s']:.0f} req/s"
                         f" p99 {h['latency_ms_p99']:.2f} ms")
             finally:
                 if service is not self.upstream:
@@ -825,6 +831,7 @@ LOAD_METRICS = {
     "small": ["req_per_s", "latency_ms_mean", "latency_ms_p50", "latency_ms_p99",
               "cpu_us_per_req", "peak_pss_kib", "upstream_cpu_s"],
     "large": ["mib_per_s", "latency_ms_mean", "cpu_us_per_req", "peak_pss_kib"],
+    "large_many": ["mib_per_s", "latency_ms_mean", "cpu_us_per_req", "peak_pss_kib"],
     "idle": ["kib_per_conn", "kib_per_conn_cold", "pss_before_kib", "pss_after_kib"],
     "small_h1": ["req_per_s", "latency_ms_mean", "latency_ms_p50", "latency_ms_p99",
                  "cpu_us_per_req", "peak_pss_kib", "upstream_cpu_s"],
@@ -918,6 +925,13 @@ def print_tables(summary, push_variants, out=sys.stdout):
     print(table("2. large responses (1 MiB, h2load -c 4 -m 1), medians", summary["large"], [
         ("mib_per_s", "MiB/s", "{:.0f}", True),
         ("latency_ms_mean", "mean ms", "{:.1f}", False)], order), file=out)
+    many = {s: dict(summary["large_many"].get(s, {}),
+                    peak_mib=(summary["large_many"].get(s, {}).get("peak_pss_kib") or 0) / 1024)
+            for s in order}
+    print(table("2b. many large responses (1 MiB, h2load -c 32 -m 10: 320 in flight), medians",
+                many, [("mib_per_s", "MiB/s", "{:.0f}", True),
+                       ("cpu_us_per_req", "us/1MiB req", "{:.0f}", False),
+                       ("peak_mib", "peak MiB", kib_mib, False)], order), file=out)
     cpu = {s: {"small_cpu": summary["small"].get(s, {}).get("cpu_us_per_req"),
                "large_cpu": summary["large"].get(s, {}).get("cpu_us_per_req"),
                "peak_mib": max([x for x in (summary["small"].get(s, {}).get("peak_pss_kib"),

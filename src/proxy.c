@@ -263,10 +263,25 @@ static bool append_piece(struct evbuffer *body, struct evbuffer *scratch, const 
     return ok;
 }
 
+/* The stream's share of its connection's response budget (request.h). */
+static size_t response_high_water(const struct pg_request *req)
+{
+    unsigned sharing = req->pc->running_exchanges ? req->pc->running_exchanges : 1;
+    size_t share = PG_CONN_RESPONSE_BUDGET / sharing;
+    if (share > PG_RESPONSE_HIGH_WATER)
+        return PG_RESPONSE_HIGH_WATER;
+    return share < PG_RESPONSE_MIN_HIGH_WATER ? PG_RESPONSE_MIN_HIGH_WATER : share;
+}
+
+static bool may_resume(const struct pg_request *req)
+{
+    return evbuffer_get_length(req->resp_body) < response_high_water(req) / 2;
+}
+
 static enum pg_body_verdict on_upstream_body(void *ud, const char *data, size_t len)
 {
     struct pg_request *req = ud;
-    if (evbuffer_get_length(req->resp_body) >= PG_RESPONSE_HIGH_WATER) {
+    if (evbuffer_get_length(req->resp_body) >= response_high_water(req)) {
         /* paused until the client reads: not forever */
         arm_timer(req, &req->stall_ev, on_stall, req->pc->env->cfg->write_timeout_ms);
         return PG_BODY_LATER;
@@ -405,6 +420,8 @@ static void start_upstream(struct pg_request *req)
         .lines = &lines,
         .has_body = req->has_body || content_length > 0,
         .content_length = content_length,
+        .read_size =
+            req->pc->running_exchanges >= PG_SHARED_READ_AFTER ? PG_UPSTREAM_READ_SIZE_SHARED : 0,
     };
     req->ex = pg_exchange_start(env->upstream, &xreq, &exchange_handler, req);
     pg_lines_free(&lines);
@@ -438,8 +455,7 @@ static void do_request_work(struct pg_request *req)
         pg_exchange_resume_request(req->ex);
     /* Completion is only reported from the multi handle's loop callbacks, never from inside
      * curl_easy_pause, so req->ex is still valid here. */
-    if (req->ex && pg_exchange_response_paused(req->ex) &&
-        evbuffer_get_length(req->resp_body) < PG_RESPONSE_LOW_WATER) {
+    if (req->ex && pg_exchange_response_paused(req->ex) && may_resume(req)) {
         if (req->stall_ev)
             evtimer_del(req->stall_ev);
         pg_exchange_resume_response(req->ex);
@@ -500,8 +516,7 @@ void pg_request_output_drained(struct pg_request *req)
 {
     if (evbuffer_get_length(req->resp_body) == 0)
         req->piece_room = 0; /* the last piece left */
-    if (req->ex && pg_exchange_response_paused(req->ex) &&
-        evbuffer_get_length(req->resp_body) < PG_RESPONSE_LOW_WATER)
+    if (req->ex && pg_exchange_response_paused(req->ex) && may_resume(req))
         queue_work(req);
 }
 

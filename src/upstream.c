@@ -505,7 +505,6 @@ static void set_shared_options(struct pg_upstream *up, CURL *h)
     curl_easy_setopt(h, CURLOPT_CURLU, up->origin); /* parsed once, not per request */
     curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the environment never redirects upstream traffic */
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* ...so libcurl need not read no_proxy either */
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)PG_UPSTREAM_READ_SIZE);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)up->cfg->upstream_connect_timeout_ms);
@@ -551,6 +550,8 @@ fail:
 static void set_request_options(struct pg_exchange *ex, const struct pg_exchange_request *req)
 {
     CURL *h = ex->easy;
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE,
+                     (long)(req->read_size ? req->read_size : PG_UPSTREAM_READ_SIZE));
     curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, req->target);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, ex->header_list);
     curl_easy_setopt(h, CURLOPT_PRIVATE, ex);

@@ -73,10 +73,15 @@ struct pg_proxy_env {
     struct pg_access_log *access_log; /* the worker's; NULL when off */
 };
 
-/* Above the high mark the upstream transfer is paused, below the low mark it resumes: with the
- * connection's output bound this caps memory per stream. */
-#define PG_RESPONSE_HIGH_WATER (128 * 1024)
-#define PG_RESPONSE_LOW_WATER (64 * 1024)
+/* Above the high mark the upstream transfer is paused, below half of it it resumes. The mark
+ * is a share of the connection's budget (one stream alone gets the most; ten share it), so
+ * that memory follows connections, not streams: a client with many large responses in flight
+ * cannot hold 128 KiB per stream. */
+#define PG_RESPONSE_HIGH_WATER (128 * 1024)    /* the most one stream may have waiting */
+#define PG_RESPONSE_MIN_HIGH_WATER (16 * 1024) /* the least, however many share */
+#define PG_CONN_RESPONSE_BUDGET (256 * 1024)   /* shared by a connection's transfers */
+/* A transfer starting beside this many others of its connection reads in single pieces. */
+#define PG_SHARED_READ_AFTER 1
 /* Response bytes wait in pieces of at most this many bytes, each in a buffer chain of its own
  * with PG_PIECE_ROOM free bytes in front, where a frontend writes its framing (an HTTP/2 DATA
  * frame header, an HTTP/1.1 chunk-size line) without copying the piece. */

@@ -39,6 +39,9 @@ enum pg_body_verdict {
  * the DATA payload that h2.c keeps per 16 KiB chain, so that a full read becomes four full
  * frames. */
 #define PG_UPSTREAM_READ_SIZE (4 * (16384 - 128 - 9))
+/* ...and one piece, for a transfer that shares its client connection with many others: 320
+ * transfers in flight would otherwise hold 20 MiB of receive buffers. */
+#define PG_UPSTREAM_READ_SIZE_SHARED (16384 - 128 - 9)
 
 /* Returned by read_body when no request bytes are buffered yet. */
 #define PG_EXCHANGE_READ_PAUSE ((ssize_t)-1)
@@ -61,6 +64,7 @@ struct pg_exchange_request {
     const struct pg_lines *lines; /* from pg_headers_build_upstream */
     bool has_body;
     long long content_length; /* -1: unknown, sent chunked */
+    size_t read_size;         /* libcurl's receive buffer for it; 0: PG_UPSTREAM_READ_SIZE */
 };
 
 /* Returns NULL on failure. */

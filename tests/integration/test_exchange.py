@@ -8,6 +8,8 @@ import threading
 import time
 import unittest
 
+import h2raw
+
 from harness import (DEADLINE, H2CLIENT, SANITIZED, Pushgate, UpstreamTestCase, free_port,
                      h2client, pattern_sha256, run, main)
 
@@ -255,6 +257,34 @@ class Exchange(UpstreamTestCase):
             while self.upstream.stats()["aborted_requests"] == before:
                 self.assertLess(time.monotonic(), end, "the upstream transfer went on")
                 time.sleep(0.02)
+
+    def test_many_large_responses_share_their_connection_budget(self):
+        """64 large responses in flight on one connection whose client reads nothing (the
+        default 64 KiB windows): what waits is bounded per connection, not 128 KiB and two
+        64 KiB reads per stream (the kernel holds the rest of each 1 MiB response)."""
+        limit_mib = 48 if SANITIZED else 10
+        streams = 64
+        with self.proxy() as pg:
+            c = h2raw.RawClient(pg.port)
+            try:
+                self.assertTrue(c.request(1, "/warm?size=100"))
+                c.read_until(lambda f: f.type == h2raw.DATA and f.flags & h2raw.END_STREAM)
+                before = pg.rss_kib()
+                for i in range(streams):
+                    self.assertTrue(c.request(3 + 2 * i, f"/many{i}?size={MiB}"))
+                # Back-pressure reached the upstream: its sent counter stops growing.
+                last, end = -1, time.monotonic() + DEADLINE
+                while True:
+                    sent = self.upstream.stats().get("bytes_sent", 0)
+                    if sent == last and sent > 0:
+                        break
+                    last = sent
+                    self.assertLess(time.monotonic(), end, "the upstream never paused")
+                    time.sleep(0.2)
+                grown = pg.rss_kib() - before
+                self.assertLess(grown, limit_mib * 1024, f"{grown} KiB for {streams} streams")
+            finally:
+                c.close()
 
     def test_slow_reading_client_keeps_rss_bounded(self):
         """1 GiB through a client that stops reading: memory stays bounded by windows."""

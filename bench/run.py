@@ -18,8 +18,9 @@ Measures (h2load for load, /proc for CPU and memory):
      (measure "small"); and over HTTP/1.1 (TLS, ALPN http/1.1; direct in cleartext), h2load
      --h1 -c 32 -m 1 (one request at a time per connection, no pipelining): requests/s, p99
      and CPU per request (measure "small_h1")
-  2. large responses (1 MiB): MiB/s of body at -c 4 -m 1, and at -c 32 -m 10 (320 in flight:
-     MiB/s, CPU and that load's own peak PSS; measure "large_many")
+  2. large responses (1 MiB): MiB/s of body at -c 4 -m 1, and at -c 32 -m 10 (320 in flight,
+     a count of requests rather than a duration: 320 to warm up, then 3200; MiB/s, CPU and
+     that load's own peak PSS; measure "large_many")
   3. CPU time (utime+stime of the system's whole process group) per request, and peak PSS
      (smaps_rollup, summed over the group, sampled every 100 ms during the load)
   4. PSS growth per idle TLS HTTP/2 connection (bench/idle.py holds them open; measure
@@ -88,9 +89,11 @@ NGHTTP_AUTHORITY = ["-H", ":authority: localhost"]
 
 PROFILES = {
     "full": dict(rounds=3, small_warmup="1s", small_duration="5s", large_warmup="1s",
-                 large_duration="3s", idle_conns=1000, push_caps=(0, RATE_MBIT), push_reps=1),
+                 large_duration="3s", many_warmup=320, many_requests=3200, idle_conns=1000,
+                 push_caps=(0, RATE_MBIT), push_reps=1),
     "quick": dict(rounds=1, small_warmup="300ms", small_duration="1500ms", large_warmup="200ms",
-                  large_duration="1s", idle_conns=200, push_caps=(0, RATE_MBIT), push_reps=1),
+                  large_duration="1s", many_warmup=320, many_requests=640, idle_conns=200,
+                  push_caps=(0, RATE_MBIT), push_reps=1),
 }
 PROXIES = ["pushgate", "nghttpx", "h2o", "haproxy", "nginx"]
 LOAD_SYSTEMS = PROXIES + ["direct"]
@@ -623,15 +626,22 @@ class Bench:
         base = ["h2load", "-t", "1", "-c", str(load["clients"]), "-m", str(load["streams"])]
         base += ["--h1"] if system == "direct" or load.get("h1") else []
         base += [] if system == "direct" else [f"--tls13-ciphers={TLS13_CIPHER}"]
-        warm_cmd = base + ["-D", warmup, url]
-        warm = run_cmd(warm_cmd, seconds(warmup) + 60)
+        # A duration (-D), or a number of requests (-n): h2load -D can hang when no response
+        # of a burst of large ones finished within the duration (seen with a fresh nghttpx).
+        def amount(a):
+            return ["-n", str(a)] if isinstance(a, int) else ["-D", a]
+
+        def limit(a):
+            return 120 if isinstance(a, int) else seconds(a) + 60
+        warm_cmd = base + amount(warmup) + [url]
+        warm = run_cmd(warm_cmd, limit(warmup))
         self.check_h2load(system, measure + " warm-up", warm_cmd, warm, alpn)
         log_path = os.path.join(self.tmp, "h2load-requests.log")
-        cmd = base + ["-D", duration, f"--log-file={log_path}", url]
+        cmd = base + amount(duration) + [f"--log-file={log_path}", url]
         sampler = PssSampler(target.pgid)
         cpu0 = group_cpu_seconds(target.pgid)
         up0 = group_cpu_seconds(self.upstream.pgid)
-        proc = run_cmd(cmd, seconds(duration) + 60)
+        proc = run_cmd(cmd, limit(duration))
         cpu1 = group_cpu_seconds(target.pgid)
         up1 = group_cpu_seconds(self.upstream.pgid)
         peak = sampler.stop()
@@ -763,7 +773,7 @@ class Bench:
                 base = f"https://127.0.0.1:{service.port}"
             try:
                 gm = self.h2load(system, service, base + "/large.bin", LARGE_MANY_LOAD,
-                                 p["large_warmup"], p["large_duration"], rnd, "large_many")
+                                 p["many_warmup"], p["many_requests"], rnd, "large_many")
                 msg += (f", 320 large {gm['mib_per_s']:.0f} MiB/s peak"
                         f" {gm['peak_pss_kib'] / 1024:.0f} MiB")
             finally:

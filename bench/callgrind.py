@@ -26,21 +26,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run as bench  # noqa: E402  (bench/run.py: nginx configuration, free ports)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from harness import all_traced  # noqa: E402
+from harness import all_traced, strace_counts  # noqa: E402
+from early_hints import wait_port  # noqa: E402  (bench/early_hints.py)
 
 LOAD = ["h2load", "-t1", "-c32", "-m10"]
-
-
-def wait_port(port, proc, deadline=60):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode} before listening")
-        if subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
-                          text=True).stdout.strip():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"port {port} not listening")
 
 
 TLS = None  # (cert, key) with --tls: the client side is TLS 1.3 with ALPN h2
@@ -100,7 +89,7 @@ def callgrind(system, pushgate, up_port, n, d):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        wait_port(port, proc)
+        wait_port(port, proc, system, timeout=60)  # valgrind starts slowly
         load(port, max(1000, n // 5))  # warm-up: pools, caches, allocator pages
         # Every process of the proxy (nghttpx forks its worker): zero, load, dump.
         subprocess.run(["callgrind_control", "-z"], capture_output=True)
@@ -118,19 +107,6 @@ def callgrind(system, pushgate, up_port, n, d):
     return total / n, {k: v / n for k, v in objects.items()}
 
 
-def group_pids(pgid):
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[2]) == pgid:
-                        pids.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return pids
-
-
 def syscalls(system, pushgate, up_port, n, d):
     port = bench.free_port()
     proc = subprocess.Popen(proxy_command(system, pushgate, port, up_port, d),
@@ -138,9 +114,9 @@ def syscalls(system, pushgate, up_port, n, d):
                             start_new_session=True)
     out = os.path.join(d, f"{system}.strace")
     try:
-        wait_port(port, proc)
+        wait_port(port, proc, system)
         load(port, max(1000, n // 5))
-        pids = group_pids(proc.pid)  # nghttpx: its master and its worker process
+        pids = bench.group_pids(proc.pid)  # nghttpx: its master and its worker process
         tracer = subprocess.Popen(["strace", "-f", "-c", "-o", out] +
                                   [a for pid in pids for a in ("-p", str(pid))],
                                   stderr=subprocess.DEVNULL)
@@ -152,13 +128,7 @@ def syscalls(system, pushgate, up_port, n, d):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait()
-    counts = {}
-    with open(out) as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
-                counts[fields[-1]] = int(fields[3]) / n
-    return counts
+    return {name: calls / n for name, calls in strace_counts(out).items()}
 
 
 def main():
@@ -186,7 +156,7 @@ def main():
     upstream = subprocess.Popen(bench.upstream_nginx(up_dir, up_port, docroot),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(up_port, upstream)
+        wait_port(up_port, upstream, "upstream nginx")
         cmd = " ".join(LOAD + ["-n", str(args.requests)])
         side = "TLS 1.3 h2" if TLS else "h2c"
         print(f"{side}, 1 KiB, `{cmd}` after a warm-up, nginx upstream; per request")

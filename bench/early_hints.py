@@ -330,7 +330,8 @@ def print_table(result, rate, rtt, out):
           "n: successful runs", file=out)
 
 
-def machine_info():
+def machine_info(packages=("nghttp2-proxy", "nghttp2-client", "libnghttp2-14", "openssl")):
+    """The machine and the versions of the packages that matter, for the record."""
     info = {"nproc": os.cpu_count(), "platform": platform.platform()}
     try:
         with open("/proc/cpuinfo") as f:
@@ -345,8 +346,7 @@ def machine_info():
     except OSError:
         pass
     try:
-        r = subprocess.run(["dpkg-query", "-W", "nghttp2-proxy", "nghttp2-client",
-                            "libnghttp2-14", "openssl"], capture_output=True, timeout=10)
+        r = subprocess.run(["dpkg-query", "-W", *packages], capture_output=True, timeout=10)
         info["packages"] = r.stdout.decode().strip().splitlines()
     except (OSError, subprocess.TimeoutExpired):
         pass

@@ -30,12 +30,10 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -49,6 +47,8 @@ ROOT = os.path.dirname(HERE)
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import test_early_hints_browser as browser  # noqa: E402  (the Chromium driver and NetLog reader)
+sys.path.insert(0, HERE)
+from early_hints import free_port, machine_info, read_listening, wait_port  # noqa: E402
 
 THINK_MS = 300
 RTT_MS = 100
@@ -196,47 +196,6 @@ class Procs:
         self.procs = []
 
 
-def read_listening(proc, what, timeout=10.0):
-    import selectors
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    buf = b""
-    try:
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                break
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            buf += chunk
-            for line in buf.decode(errors="replace").split("\n")[:-1]:
-                if line.startswith("LISTENING ") and len(line.split()) == 2:
-                    return int(line.split()[1])
-    finally:
-        sel.close()
-    raise RuntimeError(f"{what} did not print LISTENING (exit status {proc.poll()})")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {proc.returncode} while starting")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} does not accept connections on port {port}")
-
-
 def upstream_counts(port):
     import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats", timeout=10) as r:
@@ -372,27 +331,6 @@ def shown_arg(arg):
     return r if not r.startswith("..") else "<" + os.path.basename(arg) + ">"
 
 
-def machine_info():
-    info = {"nproc": os.cpu_count(), "platform": platform.platform()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        with open("/proc/loadavg") as f:
-            info["loadavg_start"] = f.read().split()[:3]
-    except OSError:
-        pass
-    try:
-        r = subprocess.run(["dpkg-query", "-W", "chromium", "nghttp2-proxy", "openssl"],
-                           capture_output=True, timeout=10)
-        info["packages"] = r.stdout.decode().strip().splitlines()
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return info
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 round (a smoke run, under a minute)")
@@ -447,7 +385,7 @@ def main():
                     "--ignore-certificate-errors-spki-list=<the test certificate>"]},
         "command": "python3 bench/early_hints_browser.py " +
                    " ".join(shlex.quote(shown_arg(a)) for a in sys.argv[1:]),
-        "machine": machine_info(),
+        "machine": machine_info(["chromium", "nghttp2-proxy", "openssl"]),
         "notes": notes,
         "servers": {},
         "runs": [],

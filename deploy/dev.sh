@@ -10,7 +10,7 @@ PACKAGES=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
           libnghttp2-dev libevent-dev libcurl4-openssl-dev libmimalloc-dev libssl-dev
           libhttp-parser-dev nghttp2-client curl openssl nginx-light python3 iproute2 procps
           nghttp2-proxy h2o haproxy apache2-utils prometheus libsystemd-dev help2man
-          python3-yaml systemd man-db chromium strace)
+          python3-yaml systemd man-db chromium strace valgrind)
 
 install_missing() {
     local missing=()

@@ -43,6 +43,7 @@ enum long_only_option {
     OPT_ABUSE_BUDGET,
     OPT_ABUSE_REFILL,
     OPT_MAX_UPSTREAM_PER_CONNECTION,
+    OPT_RESPONSE_BUFFER_KIB,
     OPT_SHUTDOWN_TIMEOUT,
     OPT_METRICS_LISTEN,
     OPT_ACCESS_LOG,
@@ -85,6 +86,7 @@ static const struct option long_options[] = {
     {"abuse-budget", required_argument, NULL, OPT_ABUSE_BUDGET},
     {"abuse-refill", required_argument, NULL, OPT_ABUSE_REFILL},
     {"max-upstream-per-connection", required_argument, NULL, OPT_MAX_UPSTREAM_PER_CONNECTION},
+    {"response-buffer-kib", required_argument, NULL, OPT_RESPONSE_BUFFER_KIB},
     {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
     {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
@@ -117,6 +119,7 @@ static void set_defaults(struct pg_config *cfg)
     cfg->write_timeout_ms = 60 * 1000;
     cfg->request_timeout_ms = 60 * 1000;
     cfg->max_upstream_per_connection = 100;
+    cfg->response_buffer_kib = 256;
     cfg->push_learn = true;
     cfg->push_learn_size = 1024;
     cfg->push_learn_ttl_ms = 10 * 60 * 1000;
@@ -282,6 +285,8 @@ static const struct count_flag count_flags[] = {
      offsetof(struct pg_config, max_connections)},
     {OPT_MAX_UPSTREAM_PER_CONNECTION, "--max-upstream-per-connection", 1, 65536,
      offsetof(struct pg_config, max_upstream_per_connection)},
+    {OPT_RESPONSE_BUFFER_KIB, "--response-buffer-kib", 16, 1048576,
+     offsetof(struct pg_config, response_buffer_kib)},
     {OPT_PUSH_LEARN_SIZE, "--push-learn-size", 1, 1000000,
      offsetof(struct pg_config, push_learn_size)},
 };
@@ -502,6 +507,10 @@ void pg_config_usage(FILE *out)
           "    --max-upstream-per-connection N\n"
           "        Upstream transfers (requests and pushes) one client connection may have\n"
           "        running; further requests wait for one to finish. Default 100.\n"
+          "    --response-buffer-kib N\n"
+          "        Upstream response bytes (KiB) one client connection holds for a client that\n"
+          "        has not taken them, shared by its streams: a stream alone holds at most 128,\n"
+          "        each of many at least 16. Default 256.\n"
           "    --handshake-timeout DURATION\n"
           "        Time for the TLS handshake and the client's connection preface. Default 10s.\n"
           "    --idle-timeout DURATION\n"

@@ -143,14 +143,6 @@ static bool write_output(struct pg_conn *conn)
     return false;
 }
 
-/* An idle TLS connection gives back OpenSSL's 16 KiB record buffers. HTTP/1.1 connections
- * become idle here, once their last response is written. */
-static void release_idle_buffers(struct pg_conn *conn)
-{
-    if (evbuffer_get_length(conn->output) == 0)
-        pg_transport_release_buffers(&conn->transport);
-}
-
 /* Runs the protocol's pending work, writes it and decides whether the connection is over.
  * A socket that takes a full output at once gets it refilled a few times before the loop
  * turns. Returns false when conn was freed or is closing. */
@@ -185,8 +177,6 @@ static bool flush_or_close(struct pg_conn *conn)
         return false;
     }
     update_reading(conn);
-    if (is_tls(conn) && conn->proto->idle(conn->session))
-        release_idle_buffers(conn);
     return true;
 }
 
@@ -368,7 +358,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         pg_conn_free(conn);
         return;
     }
-    if (is_tls(conn) && !conn->session) {
+    if (conn->state == PG_CONN_HANDSHAKE && is_tls(conn) && !conn->session) {
         shake_hands(conn);
         return;
     }

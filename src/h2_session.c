@@ -126,13 +126,20 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
     return keep_field(st, name, value);
 }
 
+/* The client is abusive (why: for the log): h2_recv ends the session with
+ * GOAWAY(ENHANCE_YOUR_CALM) once outside the library's callbacks. */
+static void calm_down(struct pg_h2 *h2, const char *why)
+{
+    if (h2->calm)
+        return;
+    h2->calm = true;
+    pg_log_info("client %s %s: GOAWAY(ENHANCE_YOUR_CALM)", h2->env->proxy.client_addr, why);
+}
+
 static void spend(struct pg_h2 *h2, unsigned cost)
 {
-    if (pg_abuse_spend(&h2->budget, cost, pg_now_ms()) && !h2->calm) {
-        h2->calm = true;
-        pg_log_info("client %s exceeded the abuse budget: GOAWAY(ENHANCE_YOUR_CALM)",
-                    h2->env->proxy.client_addr);
-    }
+    if (pg_abuse_spend(&h2->budget, cost, pg_now_ms()))
+        calm_down(h2, "exceeded the abuse budget");
 }
 
 static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int error,
@@ -320,10 +327,7 @@ static int h2_recv(void *session, struct evbuffer *input)
         if (n == NGHTTP2_ERR_FLOODED) {
             /* More acknowledgements queued than a reading client leaves (a PING or SETTINGS
              * flood that does not read): the same answer as an exhausted abuse budget. */
-            if (!h2->calm)
-                pg_log_info("client %s flooded control frames: GOAWAY(ENHANCE_YOUR_CALM)",
-                            h2->env->proxy.client_addr);
-            h2->calm = true;
+            calm_down(h2, "flooded control frames");
             n = (ssize_t)len;
         }
         if (n < 0) {

@@ -267,7 +267,7 @@ static bool append_piece(struct evbuffer *body, struct evbuffer *scratch, const 
 static size_t response_high_water(const struct pg_request *req)
 {
     unsigned sharing = req->pc->running_exchanges ? req->pc->running_exchanges : 1;
-    size_t share = PG_CONN_RESPONSE_BUDGET / sharing;
+    size_t share = (size_t)req->pc->env->cfg->response_buffer_kib * 1024 / sharing;
     if (share > PG_RESPONSE_HIGH_WATER)
         return PG_RESPONSE_HIGH_WATER;
     return share < PG_RESPONSE_MIN_HIGH_WATER ? PG_RESPONSE_MIN_HIGH_WATER : share;

@@ -102,8 +102,7 @@ enum pg_io pg_transport_read(struct pg_transport *t, struct evbuffer *in, size_t
         if (evbuffer_add(in, buf, (size_t)n) != 0)
             return PG_IO_ERROR;
         total += (size_t)n;
-        bool drained = t->ssl ? !SSL_has_pending(t->ssl) : (size_t)n < sizeof(buf);
-        if (drained && (size_t)n < sizeof(buf))
+        if ((size_t)n < sizeof(buf) && !pg_transport_has_pending(t))
             return PG_IO_WANT_READ;
     }
     return PG_IO_DONE;
@@ -166,10 +165,4 @@ enum pg_io pg_transport_discard(struct pg_transport *t)
 bool pg_transport_has_pending(const struct pg_transport *t)
 {
     return t->ssl && SSL_has_pending(t->ssl);
-}
-
-void pg_transport_release_buffers(struct pg_transport *t)
-{
-    if (t->ssl && !SSL_has_pending(t->ssl))
-        SSL_free_buffers(t->ssl);
 }

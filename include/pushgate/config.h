@@ -36,6 +36,7 @@ struct pg_config {
     unsigned max_concurrent_streams;      /* advertised SETTINGS_MAX_CONCURRENT_STREAMS */
     unsigned max_connections;             /* client connections over all workers */
     unsigned max_upstream_per_connection; /* running upstream transfers per client connection */
+    unsigned response_buffer_kib;         /* response bytes held per client connection, shared */
     unsigned idle_timeout_ms;             /* no open stream for this long: GOAWAY and close */
     unsigned handshake_timeout_ms;        /* TLS handshake + client preface */
     unsigned write_timeout_ms;            /* output pending without progress for this long */

@@ -74,12 +74,11 @@ struct pg_proxy_env {
 };
 
 /* Above the high mark the upstream transfer is paused, below half of it it resumes. The mark
- * is a share of the connection's budget (one stream alone gets the most; ten share it), so
- * that memory follows connections, not streams: a client with many large responses in flight
- * cannot hold 128 KiB per stream. */
+ * is a share of the connection's budget (--response-buffer-kib; one stream alone gets the most,
+ * ten share it), so that memory follows connections, not streams: a client with many large
+ * responses in flight cannot hold 128 KiB per stream. */
 #define PG_RESPONSE_HIGH_WATER (128 * 1024)    /* the most one stream may have waiting */
 #define PG_RESPONSE_MIN_HIGH_WATER (16 * 1024) /* the least, however many share */
-#define PG_CONN_RESPONSE_BUDGET (256 * 1024)   /* shared by a connection's transfers */
 /* A transfer starting beside this many others of its connection reads in single pieces. */
 #define PG_SHARED_READ_AFTER 1
 /* Response bytes wait in pieces of at most this many bytes, each in a buffer chain of its own

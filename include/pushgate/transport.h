@@ -46,7 +46,5 @@ enum pg_io pg_transport_discard(struct pg_transport *t);
 /* TLS: OpenSSL holds bytes already read from the socket that the next read returns, so no
  * readiness event will announce them. */
 bool pg_transport_has_pending(const struct pg_transport *t);
-/* Gives back OpenSSL's record buffers if it holds none of the client's bytes. */
-void pg_transport_release_buffers(struct pg_transport *t);
 
 #endif

@@ -86,6 +86,17 @@ def all_traced(pid):
     return True
 
 
+def strace_counts(path):
+    """{syscall: calls} from the summary `strace -c -o path` wrote."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
+                counts[fields[-1]] = int(fields[3])
+    return counts
+
+
 def wait_until(predicate, what, deadline=DEADLINE):
     """Polls predicate (bounded) until it returns something true, and returns that."""
     end = time.monotonic() + deadline

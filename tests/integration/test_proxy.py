@@ -8,7 +8,8 @@ import shutil
 import tempfile
 import unittest
 
-from harness import Nginx, Pushgate, all_traced, make_cert, require_tool, run, main, wait_until
+from harness import (Nginx, Pushgate, all_traced, make_cert, require_tool, run, main,
+                     strace_counts, wait_until)
 
 BIG = 100 * 1024 * 1024
 
@@ -189,13 +190,7 @@ class AgainstNginx(unittest.TestCase):
         finally:
             tracer.send_signal(2)
             tracer.wait(timeout=30)
-        counts = {}
-        with open(out) as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) >= 5 and fields[-1] in names:
-                    counts[fields[-1]] = int(fields[3])
-        return counts
+        return strace_counts(out)
 
     def test_steady_state_requests_register_no_events(self):
         # The client side writes in the flush that made the response (no EPOLLOUT round trip),

@@ -109,12 +109,16 @@ static __thread struct pg_upstream *driving; /* this thread's upstream while lib
 
 extern int __poll(struct pollfd *fds, nfds_t nfds, int timeout);
 
+/* The watch for fd, or NULL. */
+static struct socket_watch *watch_at(const struct pg_upstream *up, int fd)
+{
+    return fd >= 0 && (size_t)fd < up->watches_len ? up->watches[fd] : NULL;
+}
+
 static bool known_unreadable(const struct pg_upstream *up, int fd)
 {
-    if (fd < 0 || (size_t)fd >= up->watches_len || !up->watches[fd])
-        return false;
-    const struct socket_watch *watch = up->watches[fd];
-    if (!(watch->events & EV_READ))
+    const struct socket_watch *watch = watch_at(up, fd);
+    if (!watch || !(watch->events & EV_READ))
         return false;
     return watch->state == WATCH_ACTIVE || pg_now_ms() - watch->parked_ms < ALIVE_WITHOUT_CHECK_MS;
 }
@@ -173,9 +177,9 @@ static void on_curl_timer(evutil_socket_t fd, short what, void *arg)
 
 static void drop_watch(struct pg_upstream *up, curl_socket_t fd)
 {
-    if (fd < 0 || (size_t)fd >= up->watches_len || !up->watches[fd])
+    struct socket_watch *watch = watch_at(up, fd);
+    if (!watch)
         return;
-    struct socket_watch *watch = up->watches[fd];
     if (watch->events)
         event_del(&watch->ev);
     free(watch);

@@ -101,19 +101,56 @@ HINTED = ["</assets/app.css>; rel=preload; as=style"]  # the upstream's own 103
 LISTED = ["</assets/app.js>; rel=modulepreload", "</assets/dep.js>; rel=modulepreload",
           "</assets/hero.png>; rel=preload; as=image; fetchpriority=high"]  # its final head
 
+# The second origin of the `third-party` page (a font or CDN host, as most pages have): its
+# stylesheet is render-blocking and blocks the module script, so the hero waits for it.
+CDN_CSS = "/fonts.css"
+CDN_BODY = ("body { font-family: serif; }\n" + filler(
+    ".font-face-n { font-weight: 400; font-style: normal; }\n", 8_000)).encode()
+PAGES = {
+    "third-party": "same-origin assets and a render-blocking stylesheet from another origin, "
+                   "announced in the final head with preconnect and preload",
+    "same-origin": "same-origin assets only",
+}
 
-def page_html():
+
+def cdn_origin(cdn_port):
+    return f"https://127.0.0.1:{cdn_port}"
+
+
+def listed_links(cdn_port):
+    """The final head's Link fields: the third-party page also names the other origin."""
+    if not cdn_port:
+        return LISTED
+    return LISTED + [f"<{cdn_origin(cdn_port)}>; rel=preconnect",
+                     f"<{cdn_origin(cdn_port)}{CDN_CSS}>; rel=preload; as=style"]
+
+
+def page_url(page, cdn_port):
+    return PAGE + (f"?cdn={cdn_port}" if page == "third-party" else "")
+
+
+def page_html(cdn_port=None):
     """Little text: the hero image (480x320) is the largest contentful paint."""
+    third = (f'<link rel="stylesheet" href="{cdn_origin(cdn_port)}{CDN_CSS}">\n'
+             if cdn_port else "")
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>early hints</title>\n"
-            '<link rel="stylesheet" href="/assets/app.css">\n'
+            '<link rel="stylesheet" href="/assets/app.css">\n' + third +
             '<script type="module" src="/assets/app.js"></script>\n'
             "</head><body><h1>Early hints</h1>\n<p>The upstream takes its time.</p>\n"
             "</body></html>\n").encode()
 
 
-async def serve_upstream(port):
-    files = assets()
-    page = page_html()
+def query_port(target):
+    """The cdn=PORT of a page request, or None."""
+    for part in target.partition("?")[2].split("&"):
+        if part.startswith("cdn=") and part[4:].isdigit():
+            return int(part[4:])
+    return None
+
+
+async def serve_upstream(port, cdn=None):
+    """The page's upstream (HTTP/1.1), or with cdn=(cert, key) the other origin (over TLS)."""
+    files = {CDN_CSS: ("text/css", CDN_BODY)} if cdn else assets()
     counts = {}
 
     async def handle(reader, writer):
@@ -129,15 +166,16 @@ async def serve_upstream(port):
                     await writer.drain()
                     continue
                 counts[path] = counts.get(path, 0) + 1
-                if path == PAGE:
+                if path == PAGE and not cdn:
+                    cdn_port = query_port(target)
                     writer.write(b"HTTP/1.1 103 Early Hints\r\n" + b"".join(
                         b"Link: " + v.encode() + b"\r\n" for v in HINTED) + b"\r\n")
                     await writer.drain()
                     await asyncio.sleep(THINK_MS / 1000)
                     fields = [b"Content-Type: text/html; charset=utf-8",
                               b"Cache-Control: no-cache"] + [b"Link: " + v.encode()
-                                                            for v in LISTED]
-                    body = page
+                                                            for v in listed_links(cdn_port)]
+                    body = page_html(cdn_port)
                 elif path in files:
                     ctype, body = files[path]
                     fields = [b"Content-Type: " + ctype.encode(),
@@ -145,6 +183,8 @@ async def serve_upstream(port):
                 else:
                     fields, body = [b"Content-Type: text/plain"], b"not here\n"
                 status = b"200 OK" if path == PAGE or path in files else b"404 Not Found"
+                if cdn:
+                    fields.append(b"Access-Control-Allow-Origin: *")
                 writer.write(b"HTTP/1.1 " + status + b"\r\n" + b"".join(f + b"\r\n" for f in fields)
                              + b"Content-Length: %d\r\n\r\n" % len(body) + body)
                 await writer.drain()
@@ -153,7 +193,13 @@ async def serve_upstream(port):
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=256)
+    tls = None
+    if cdn:
+        import ssl
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(*cdn)
+        tls.set_alpn_protocols(["http/1.1"])
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=256, ssl=tls)
     print("LISTENING", server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()
@@ -196,9 +242,12 @@ class Procs:
         self.procs = []
 
 
-def upstream_counts(port):
+def upstream_counts(port, tls=False):
+    import ssl
     import urllib.request
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats", timeout=10) as r:
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/_stats"
+    ctx = ssl._create_unverified_context() if tls else None  # our own test certificate
+    with urllib.request.urlopen(url, timeout=10, context=ctx) as r:
         return json.loads(r.read())
 
 
@@ -227,18 +276,23 @@ MEASURE = """new Promise(resolve => {
 })"""
 
 
-def load_once(port, spki, up_port):
-    before = upstream_counts(up_port)
+def load_once(port, spki, up_port, cdn_port, page, cdn_relay):
+    """One cold load of `page` through the relay on `port`; cdn_relay is the other origin's
+    relay (the page names it), cdn_port the other origin's server."""
+    counted = [(up_port, False)] + ([(cdn_port, True)] if page == "third-party" else [])
+    before = [upstream_counts(p, tls) for p, tls in counted]
     rec = {"ok": False}
     t0 = time.monotonic()
     try:
         with browser.Chromium(f"--ignore-certificate-errors-spki-list={spki}") as c:
             c.open_page()
-            c.navigate(f"https://127.0.0.1:{port}{PAGE}", timeout=30)
+            c.navigate(f"https://127.0.0.1:{port}{page_url(page, cdn_relay)}", timeout=30)
             rec.update(c.evaluate(MEASURE, timeout=10))
-        after = upstream_counts(up_port)
-        rec["fetched"] = {p: after.get(p, 0) - before.get(p, 0) for p in after
-                          if p != PAGE and after.get(p, 0) != before.get(p, 0)}
+        rec["fetched"] = {}
+        for (p, tls), b in zip(counted, before):
+            after = upstream_counts(p, tls)
+            rec["fetched"].update({k: after.get(k, 0) - b.get(k, 0) for k in after
+                                   if k != PAGE and after.get(k, 0) != b.get(k, 0)})
         rec["ok"] = (rec.get("load") is not None and rec.get("lcp") is not None and
                      rec["hero"] and rec.get("lcp_element") == "IMG")
         if not rec["ok"]:
@@ -259,12 +313,19 @@ def cond_label(rate):
     return f"RTT {RTT_MS} ms, " + (f"{rate:g} Mbit/s" if rate else "uncapped")
 
 
+def hinted_count(page):
+    """How many of the page's resources a complete first 103 names as preloads."""
+    return len(HINTED) + len(LISTED) + (1 if page == "third-party" else 0)
+
+
 def stats_of(result):
     out = {}
-    for rate in result["config"]["rates_mbit"]:
-        per = {}
+    for page, rate in [(p, r) for p in result["config"].get("pages", ["same-origin"])
+                       for r in result["config"]["rates_mbit"]]:
+        per = {"page": page}
         for name, desc, _, _ in MODES:
-            runs = [r for r in result["runs"] if r["mode"] == name and r["rate_mbit"] == rate]
+            runs = [r for r in result["runs"] if r["mode"] == name and r["rate_mbit"] == rate
+                    and r.get("page", "same-origin") == page]
             good = [r for r in runs if r["ok"]]
             if not runs:
                 continue
@@ -279,7 +340,7 @@ def stats_of(result):
                          "load_max": max(r["load"] for r in good) if good else None,
                          "lcp_min": min(r["lcp"] for r in good) if good else None,
                          "lcp_max": max(r["lcp"] for r in good) if good else None}
-        out[cond_label(rate)] = per
+        out[f"{page} page, {cond_label(rate)}"] = per
     return out
 
 
@@ -290,6 +351,7 @@ def fmt(v):
 def print_tables(result, out=sys.stdout, markdown=False):
     for cond, per in result["stats"].items():
         on = per.get("on") or {}
+        of = hinted_count(per.get("page", "same-origin"))
         if markdown:
             print(f"\n**{cond}**, upstream think time {THINK_MS} ms, ms from navigation start "
                   "(median of n; min-max)\n", file=out)
@@ -302,7 +364,7 @@ def print_tables(result, out=sys.stdout, markdown=False):
                   f"{'final':>6} {'early':>5} {'n':>3}", file=out)
         for name, desc, _, _ in MODES:
             s = per.get(name)
-            if not s:
+            if not isinstance(s, dict):
                 continue
             dl = s["load"] - on["load"] if s["load"] is not None and on.get("load") else None
             dp = s["lcp"] - on["lcp"] if s["lcp"] is not None and on.get("lcp") else None
@@ -311,7 +373,7 @@ def print_tables(result, out=sys.stdout, markdown=False):
                       f"{fmt(s['load_max'])}) | {fmt(s['lcp'])} ({fmt(s['lcp_min'])}-"
                       f"{fmt(s['lcp_max'])}) | {fmt(dl) if name != 'on' else ''} | "
                       f"{fmt(dp) if name != 'on' else ''} | {fmt(s['hint'])} | "
-                      f"{fmt(s['final'])} | {fmt(s['early'])} of 4 | {s['n']} |", file=out)
+                      f"{fmt(s['final'])} | {fmt(s['early'])} of {of} | {s['n']} |", file=out)
             else:
                 print(f"{name + ': ' + desc:<36} {fmt(s['load']):>6} {fmt(s['lcp']):>6} "
                       f"{fmt(dl) if name != 'on' else '':>6} {fmt(dp) if name != 'on' else '':>6}"
@@ -320,7 +382,7 @@ def print_tables(result, out=sys.stdout, markdown=False):
     if not markdown:
         print("-load/-lcp: how much later than `on`; 103/final: when the first 103 and the "
               "final response head arrived; early: resources the page took from a 103 "
-              "preload (of 4)", file=out)
+              "preload", file=out)
 
 
 def shown_arg(arg):
@@ -344,10 +406,19 @@ def main():
     ap.add_argument("--nghttpx", default="/usr/sbin/nghttpx")
     ap.add_argument("--report", metavar="JSON", help="print the tables of an earlier run")
     ap.add_argument("--markdown", action="store_true", help="with --report: Markdown tables")
+    ap.add_argument("--pages", default=",".join(PAGES),
+                    help="comma-separated page shapes (default: " + ",".join(PAGES) + "): " +
+                    "; ".join(f"{k}: {v}" for k, v in PAGES.items()))
     ap.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-cdn", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--cert", help=argparse.SUPPRESS)
+    ap.add_argument("--key", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_upstream is not None:
         asyncio.run(serve_upstream(args.serve_upstream))
+        return
+    if args.serve_cdn is not None:
+        asyncio.run(serve_upstream(args.serve_cdn, cdn=(args.cert, args.key)))
         return
     if args.report:
         with open(args.report) as f:
@@ -358,6 +429,12 @@ def main():
         sys.exit(77)
     rounds = args.rounds or (1 if args.quick else 5)
     rates = [float(x) for x in args.rate_mbit.split(",") if x.strip()]
+    pages = [x.strip() for x in args.pages.split(",") if x.strip()]
+    for page in pages:
+        if page not in PAGES:
+            print(f"--pages: unknown page {page!r} (known: {', '.join(PAGES)})",
+                  file=sys.stderr)
+            sys.exit(2)
     modes = list(MODES)
     notes = []
     if not os.path.exists(args.nghttpx):
@@ -376,7 +453,9 @@ def main():
                 "bench/relay.py: loadEventStart and the last largest-contentful-paint startTime, "
                 "ms from navigation start",
         "config": {"think_ms": THINK_MS, "rtt_ms": RTT_MS, "rounds": rounds, "rates_mbit": rates,
-                   "upstream_103": HINTED, "final_links": LISTED,
+                   "pages": pages, "upstream_103": HINTED, "final_links": LISTED,
+                   "third_party_final_links": listed_links("CDN"),
+                   "third_party_bytes": len(CDN_BODY), "relay_tcp_handshake": True,
                    "asset_bytes": {p: len(b) for p, (_, b) in assets().items()},
                    "page_bytes": len(page_html()),
                    "modes": {n: {"desc": d, "server": s, "flags": f} for n, d, s, f in modes},
@@ -415,6 +494,12 @@ def main():
                          os.path.join(tmp, "upstream.log"), stdout=subprocess.PIPE)
         up_port = read_listening(up, "the page upstream")
         result["servers"]["upstream"] = "python3 bench/early_hints_browser.py --serve-upstream 0"
+        cdn = procs.start([sys.executable, os.path.abspath(__file__), "--serve-cdn", "0",
+                           "--cert", cert, "--key", key], os.path.join(tmp, "cdn.log"),
+                          stdout=subprocess.PIPE)
+        cdn_port = read_listening(cdn, "the other origin")
+        result["servers"]["third-party origin"] = \
+            "python3 bench/early_hints_browser.py --serve-cdn 0 (TLS, HTTP/1.1)"
         ports = {}
         for name, _, server, flags in modes:
             port = free_port()
@@ -434,37 +519,46 @@ def main():
                 a.replace(tmp, "$TMP").replace(str(port), "P").replace(str(up_port), "UP")
                 for a in argv[1:]])
         relays = {}
+        # One relay per server and condition, and one per condition for the other origin:
+        # its own path, as a CDN's is. Each emulates the TCP handshake, so a new connection
+        # costs what it costs on a real network (one RTT, then TLS's).
         for rate in rates:
-            for name, _, _, _ in modes:
-                opts = ["--rtt-ms", str(RTT_MS), "--port", "0"] + \
+            for name, target in [(m[0], ports[m[0]]) for m in modes] + [("cdn", cdn_port)]:
+                opts = ["--rtt-ms", str(RTT_MS), "--port", "0", "--tcp-handshake"] + \
                     (["--rate-mbit", f"{rate:g}"] if rate else [])
                 p = procs.start([sys.executable, os.path.join(HERE, "relay.py"), "--target",
-                                 f"127.0.0.1:{ports[name]}", *opts],
+                                 f"127.0.0.1:{target}", *opts],
                                 os.path.join(tmp, f"relay-{name}-{rate:g}.log"),
                                 stdout=subprocess.PIPE)
                 relays[(rate, name)] = read_listening(p, "relay.py")
                 result["servers"][f"relay {name} {cond_label(rate)}"] = \
                     "python3 bench/relay.py --target 127.0.0.1:<its server> " + " ".join(opts)
-        # Warm-up: one load per mode and condition (upstream connections open; `on` learns
-        # the page under the authority the browser uses, the relay's).
+
+        def load(rate, name, page):
+            return load_once(relays[(rate, name)], spki, up_port, cdn_port, page,
+                             relays[(rate, "cdn")])
+
+        # Warm-up: one load per page, mode and condition (upstream connections open; `on`
+        # learns the page under the authority the browser uses, the relay's).
         result["warmup"] = {}
-        for rate in rates:
-            for name, _, _, _ in modes:
-                w = load_once(relays[(rate, name)], spki, up_port)
-                result["warmup"][f"{name} {cond_label(rate)}"] = w
-                if not w["ok"]:
-                    print(f"warning: warm-up {name} {cond_label(rate)}: {w.get('problem')}",
-                          file=sys.stderr)
+        for page in pages:
+            for rate in rates:
+                for name, _, _, _ in modes:
+                    w = load(rate, name, page)
+                    result["warmup"][f"{name} {page} {cond_label(rate)}"] = w
+                    if not w["ok"]:
+                        print(f"warning: warm-up {name} {page} {cond_label(rate)}: "
+                              f"{w.get('problem')}", file=sys.stderr)
         save()
         for rnd in range(rounds):
-            for ci, rate in enumerate(rates):
+            for ci, (page, rate) in enumerate([(p, r) for p in pages for r in rates]):
                 k = (rnd + ci) % len(modes)
                 for name, _, _, _ in modes[k:] + modes[:k]:
-                    r = load_once(relays[(rate, name)], spki, up_port)
-                    r.update({"round": rnd, "mode": name, "rate_mbit": rate})
+                    r = load(rate, name, page)
+                    r.update({"round": rnd, "mode": name, "rate_mbit": rate, "page": page})
                     result["runs"].append(r)
                     if not r["ok"]:
-                        print(f"warning: round {rnd + 1} {name} {cond_label(rate)}: "
+                        print(f"warning: round {rnd + 1} {name} {page} {cond_label(rate)}: "
                               f"{r.get('problem')}", file=sys.stderr)
             save()
             print(f"round {rnd + 1}/{rounds} done ({time.monotonic() - started:.0f} s)",

@@ -5,9 +5,13 @@ so a request/response exchange costs one RTT. With --rate-mbit each direction is
 that capacity: chunks are serialised one after another at that rate before the delay applies,
 and the relay stops reading from a sender while more than one bandwidth-delay product (plus a
 little) is in flight, so back-pressure reaches the sender instead of an unbounded queue.
-Not emulated: the TCP handshake itself (the relay accepts at once), loss, congestion control.
+The TCP handshake is emulated only with --tcp-handshake: the relay accepts at once (the
+client's connect() returns immediately), so it holds the client's first bytes one extra RTT,
+as a real client could send them only once the SYN-ACK came back. Not emulated: loss,
+congestion control, slow start.
 
     python3 bench/relay.py --target 127.0.0.1:8443 --rtt-ms 100 [--rate-mbit 20] [--port 0]
+                           [--tcp-handshake]
 
 prints "LISTENING <port>" on stdout once it accepts connections.
 """
@@ -21,9 +25,10 @@ CHUNK = 16384
 class Direction:
     """One direction of one connection: reader -> (rate, delay) -> writer."""
 
-    def __init__(self, reader, writer, delay, rate_bps, limit):
+    def __init__(self, reader, writer, delay, rate_bps, limit, not_before=0.0):
         self.reader, self.writer = reader, writer
         self.delay, self.rate_bps, self.limit = delay, rate_bps, limit
+        self.not_before = not_before  # loop time before which nothing may leave the sender
         self.queue = asyncio.Queue()
         self.in_flight = 0
         self.space = asyncio.Event()
@@ -39,7 +44,7 @@ class Direction:
                 data = await self.reader.read(CHUNK)
                 if not data:
                     break
-                now = loop.time()
+                now = max(loop.time(), self.not_before)
                 if self.rate_bps:
                     self.link_free = max(now, self.link_free) + len(data) * 8 / self.rate_bps
                     due = self.link_free + self.delay
@@ -77,10 +82,11 @@ class Direction:
 
 
 class Relay:
-    def __init__(self, target, rtt_ms, rate_mbit):
+    def __init__(self, target, rtt_ms, rate_mbit, tcp_handshake=False):
         host, port = target.rsplit(":", 1)
         self.target = (host, int(port))
         self.delay = rtt_ms / 2000.0
+        self.handshake = rtt_ms / 1000.0 if tcp_handshake else 0.0
         self.rate_bps = rate_mbit * 1e6 if rate_mbit else 0.0
         if self.rate_bps:
             bdp = self.rate_bps * (rtt_ms / 1000.0) / 8
@@ -105,7 +111,9 @@ class Relay:
             c_sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.sockbuf:
                 c_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sockbuf)
-            up = Direction(c_reader, s_writer, self.delay, self.rate_bps, self.limit)
+            accepted = asyncio.get_running_loop().time()
+            up = Direction(c_reader, s_writer, self.delay, self.rate_bps, self.limit,
+                           not_before=accepted + self.handshake)
             down = Direction(s_reader, c_writer, self.delay, self.rate_bps, self.limit)
             await asyncio.gather(up.pump(), down.pump())
         except OSError:
@@ -122,8 +130,10 @@ async def main():
     ap.add_argument("--rtt-ms", type=float, default=100.0)
     ap.add_argument("--rate-mbit", type=float, default=0.0, help="0 means no cap")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tcp-handshake", action="store_true",
+                    help="a new connection's first bytes wait one RTT more (SYN, SYN-ACK)")
     args = ap.parse_args()
-    relay = Relay(args.target, args.rtt_ms, args.rate_mbit)
+    relay = Relay(args.target, args.rtt_ms, args.rate_mbit, args.tcp_handshake)
     server = await asyncio.start_server(relay.handle, "127.0.0.1", args.port, backlog=256)
     print("LISTENING", server.sockets[0].getsockname()[1], flush=True)
     async with server:

@@ -2,7 +2,9 @@
  * with recv(2)/writev(2), TLS with SSL_read/SSL_write on the socket itself (as nghttpx does).
  * No bufferevent, BIO pair or buffer of ours sits between OpenSSL and the socket, so a request
  * costs no extra copy, no extra epoll registration for writing and, idle, no memory beyond the
- * SSL object (OpenSSL releases its record buffers: SSL_MODE_RELEASE_BUFFERS).
+ * SSL object and its two BIOs (OpenSSL releases its record buffers: SSL_MODE_RELEASE_BUFFERS).
+ * OpenSSL reads with its socket BIO and writes with ours, which sends all records of a flush
+ * but the last with MSG_MORE.
  *
  * Ownership: a transport owns its socket and its SSL (both closed by pg_transport_close); the
  * caller owns the evbuffers it passes and drives the transport from its own events. */
@@ -25,9 +27,11 @@ enum pg_io {
     PG_IO_ERROR,      /* the connection is broken */
 };
 
+/* Its address is OpenSSL's write BIO's data: a transport does not move once initialised. */
 struct pg_transport {
     evutil_socket_t fd;
-    SSL *ssl; /* NULL: cleartext */
+    SSL *ssl;  /* NULL: cleartext */
+    bool more; /* TLS: the record being written is not the flush's last (MSG_MORE) */
 };
 
 /* ssl_ctx NULL: cleartext. Returns 0, or PG_ERR_LIBRARY (fd is then still the caller's). */

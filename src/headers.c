@@ -55,15 +55,25 @@ static bool equals_ci(const char *a, size_t a_len, const char *lit)
     return a_len == strlen(lit) && strncasecmp(a, lit, a_len) == 0;
 }
 
+/* By length first: most names match no candidate's length, and each length has at most two. */
 bool pg_headers_is_hop_by_hop(const char *name, size_t len)
 {
-    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade",    "te",
-                                        "http2-settings"};
-    for (size_t i = 0; i < PG_ARRAY_LEN(names); i++)
-        if (equals_ci(name, len, names[i]))
-            return true;
-    return false;
+    switch (len) {
+    case 2:
+        return equals_ci(name, len, "te");
+    case 7:
+        return equals_ci(name, len, "upgrade");
+    case 10:
+        return equals_ci(name, len, "connection") || equals_ci(name, len, "keep-alive");
+    case 14:
+        return equals_ci(name, len, "http2-settings");
+    case 16:
+        return equals_ci(name, len, "proxy-connection");
+    case 17:
+        return equals_ci(name, len, "transfer-encoding");
+    default:
+        return false;
+    }
 }
 
 /* Bytes that could end or split an HTTP/1.1 header line. */
@@ -232,9 +242,21 @@ static const bool value_forbidden[256] = {
     [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
 };
 
+/* Eight bytes at a time while no byte is below 0x20 or is 0x7f (nearly every value: a tab or
+ * a forbidden byte sends the rest through the table). */
 bool pg_headers_value_ok(const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof(w));
+        uint64_t below_space = (w - 0x20 * ones) & ~w & highs;
+        uint64_t del = w ^ (0x7f * ones);
+        if (below_space | ((del - ones) & ~del & highs))
+            break;
+    }
+    for (; i < len; i++)
         if (value_forbidden[(unsigned char)s[i]])
             return false;
     return true;
@@ -264,7 +286,7 @@ static bool parse_field_line(char *line, size_t len, struct pg_header *h)
     if (!colon || colon == line)
         return false;
     for (char *p = line; p < colon; p++) {
-        if (!pg_headers_is_tchar((unsigned char)*p))
+        if (!tchar[(unsigned char)*p])
             return false; /* also rejects obs-fold: a line starting with whitespace */
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
@@ -298,18 +320,78 @@ bool pg_headers_list_has(const char *value, size_t len, const char *token, size_
     return false;
 }
 
-/* Drops hop-by-hop fields and those the Connection fields name; checks framing fields. */
+/* What the filter does with a response field; names are lower-case already. */
+enum response_field {
+    FIELD_OTHER,
+    FIELD_CONNECTION,
+    FIELD_CONTENT_LENGTH,
+    FIELD_TRANSFER_ENCODING,
+    FIELD_HOP_BY_HOP, /* any other hop-by-hop name */
+};
+
+static enum response_field classify(const struct pg_header *h)
+{
+    switch (h->name_len) {
+    case 10:
+        if (NAME_IS(h, "connection"))
+            return FIELD_CONNECTION;
+        break;
+    case 14:
+        if (NAME_IS(h, "content-length"))
+            return FIELD_CONTENT_LENGTH;
+        break;
+    case 17:
+        if (NAME_IS(h, "transfer-encoding"))
+            return FIELD_TRANSFER_ENCODING;
+        break;
+    default:
+        break;
+    }
+    return pg_headers_is_hop_by_hop(h->name, h->name_len) ? FIELD_HOP_BY_HOP : FIELD_OTHER;
+}
+
+/* The Connection fields of a response, by index: one or none nearly always. */
+#define CONNECTION_FIELDS_INDEXED 8
+struct connection_fields {
+    size_t at[CONNECTION_FIELDS_INDEXED];
+    size_t count;  /* indexed ones */
+    bool overflow; /* more than the index holds: every field is looked at */
+};
+
+/* Whether a Connection field names h. */
+static bool named_by_connection(const struct pg_response_head *out, const struct pg_header *h,
+                                const struct connection_fields *conn)
+{
+    size_t n = conn->overflow ? out->count : conn->count;
+    for (size_t j = 0; j < n; j++) {
+        const struct pg_header *c = &out->fields[conn->overflow ? j : conn->at[j]];
+        if ((!conn->overflow || NAME_IS(c, "connection")) &&
+            pg_headers_list_has(c->value, c->value_len, h->name, h->name_len))
+            return true;
+    }
+    return false;
+}
+
+/* Drops hop-by-hop fields and those the Connection fields name; checks framing fields. Each
+ * field is classified once per pass, and only the Connection fields are searched for names. */
 static int filter_response_fields(struct pg_response_head *out)
 {
     bool has_te = false;
     const char *cl = NULL;
     size_t cl_len = 0;
-    size_t kept = 0;
+    struct connection_fields conn = {.count = 0, .overflow = false};
     for (size_t i = 0; i < out->count; i++) {
         struct pg_header *h = &out->fields[i];
-        if (NAME_IS(h, "transfer-encoding"))
+        enum response_field kind = classify(h);
+        if (kind == FIELD_TRANSFER_ENCODING)
             has_te = true;
-        if (NAME_IS(h, "content-length")) {
+        if (kind == FIELD_CONNECTION) {
+            if (conn.count < CONNECTION_FIELDS_INDEXED)
+                conn.at[conn.count++] = i;
+            else
+                conn.overflow = true;
+        }
+        if (kind == FIELD_CONTENT_LENGTH) {
             long long v;
             if (!parse_content_length(h->value, h->value_len, &v) ||
                 (cl && (cl_len != h->value_len || memcmp(cl, h->value, cl_len) != 0)))
@@ -327,18 +409,13 @@ static int filter_response_fields(struct pg_response_head *out)
     bool never_body = out->status < 200 || out->status == 204;
     if (never_body && (has_te || (cl && !(cl_len == 1 && cl[0] == '0'))))
         return PG_ERR_INVALID;
-    bool has_connection = false;
-    for (size_t i = 0; i < out->count && !has_connection; i++)
-        has_connection = NAME_IS(&out->fields[i], "connection");
+    size_t kept = 0;
     for (size_t i = 0; i < out->count; i++) {
         struct pg_header *h = &out->fields[i];
-        bool drop = pg_headers_is_hop_by_hop(h->name, h->name_len);
-        for (size_t j = 0; j < out->count && !drop && has_connection; j++)
-            if (NAME_IS(&out->fields[j], "connection"))
-                drop = pg_headers_list_has(out->fields[j].value, out->fields[j].value_len, h->name,
-                                           h->name_len);
-        if (NAME_IS(h, "content-length") && h->value != cl)
-            drop = true;
+        enum response_field kind = classify(h);
+        bool drop = (kind != FIELD_OTHER && kind != FIELD_CONTENT_LENGTH) ||
+                    (kind == FIELD_CONTENT_LENGTH && h->value != cl) ||
+                    named_by_connection(out, h, &conn);
         if (!drop)
             out->fields[kept++] = *h;
     }

@@ -349,6 +349,19 @@ static const struct pg_exchange_handler exchange_handler = {
 
 /* ---- Starting a request upstream (from pg_proxy_run only). ---- */
 
+/* Whether a path holds "/." or a percent-encoded dot: one pass, and most paths have neither
+ * (a dot is usually an extension's, a percent sign rare). */
+static bool may_have_dot_segment(const char *p, size_t len)
+{
+    for (size_t i = 1; i < len; i++) {
+        if (p[i] == '.' && p[i - 1] == '/')
+            return true;
+        if (p[i] == '%' && i + 2 < len && p[i + 1] == '2' && (p[i + 2] | 0x20) == 'e')
+            return true;
+    }
+    return false;
+}
+
 /* The upstream and we must agree on the resource: "/a/../b" is sent as "/b" (also with
  * percent-encoded dots); every other byte of the path goes out as the client sent it. */
 static void normalize_path(struct pg_request *req)
@@ -356,9 +369,7 @@ static void normalize_path(struct pg_request *req)
     struct pg_header path = req->head.path;
     if (req->push || !path.value || !path.value_len || path.value[0] != '/')
         return;
-    if (!memmem(path.value, path.value_len, "/.", 2) &&
-        !memmem(path.value, path.value_len, "%2e", 3) &&
-        !memmem(path.value, path.value_len, "%2E", 3))
+    if (!may_have_dot_segment(path.value, path.value_len))
         return;
     char *out = malloc(path.value_len + 1);
     if (!out)

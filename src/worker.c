@@ -13,6 +13,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -141,11 +142,8 @@ static void close_listeners(struct pg_worker *w)
     w->listener_count = 0; /* closing connections must not re-enable them */
 }
 
-static void on_drain(evutil_socket_t fd, short what, void *arg)
+static void drain(struct pg_worker *w)
 {
-    (void)fd;
-    (void)what;
-    struct pg_worker *w = arg;
     if (w->draining)
         return;
     w->draining = true;
@@ -159,21 +157,15 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
-static void on_reopen(evutil_socket_t fd, short what, void *arg)
+static void reopen_log(struct pg_worker *w)
 {
-    (void)fd;
-    (void)what;
-    struct pg_worker *w = arg;
     if (w->access_log)
         pg_access_log_reopen(w->access_log);
 }
 
 /* Connections accepted from now on use the new context; open ones keep theirs. */
-static void on_reload(evutil_socket_t fd, short what, void *arg)
+static void reload_tls(struct pg_worker *w)
 {
-    (void)fd;
-    (void)what;
-    struct pg_worker *w = arg;
     SSL_CTX *ctx = pg_tls_store_get(w->tls);
     if (!ctx)
         return;
@@ -181,12 +173,37 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
     w->conn_owner.ssl_ctx = ctx;
 }
 
-static void on_stop(evutil_socket_t fd, short what, void *arg)
+/* What main can ask of a worker: bits of pg_worker.asked. */
+enum {
+    ASK_STOP = 1u << 0,
+    ASK_DRAIN = 1u << 1,
+    ASK_REOPEN_LOG = 1u << 2,
+    ASK_RELOAD_TLS = 1u << 3,
+};
+
+/* Thread-safe: the bit stays set until the loop takes it, and the eventfd stays readable, so
+ * an ask made before the loop started is not lost. */
+static void ask(struct pg_worker *w, unsigned what)
 {
-    (void)fd;
+    atomic_fetch_or(&w->asked, what);
+    eventfd_write(w->notify_fd, 1);
+}
+
+static void on_asked(evutil_socket_t fd, short what, void *arg)
+{
     (void)what;
     struct pg_worker *w = arg;
-    event_base_loopbreak(w->base);
+    eventfd_t ignored;
+    eventfd_read(fd, &ignored);
+    unsigned asked = atomic_exchange(&w->asked, 0u);
+    if (asked & ASK_RELOAD_TLS)
+        reload_tls(w);
+    if (asked & ASK_REOPEN_LOG)
+        reopen_log(w);
+    if (asked & ASK_DRAIN)
+        drain(w);
+    if (asked & ASK_STOP)
+        event_base_loopbreak(w->base);
 }
 
 int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *cfg,
@@ -194,6 +211,8 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
                    size_t count)
 {
     memset(w, 0, sizeof(*w));
+    w->notify_fd = -1;
+    atomic_init(&w->asked, 0u);
     w->index = index;
     w->cfg = cfg;
     w->tls = tls;
@@ -204,18 +223,18 @@ int pg_worker_init(struct pg_worker *w, unsigned index, const struct pg_config *
     if (!ev_cfg)
         return PG_ERR_NOMEM;
     event_config_set_flag(ev_cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    event_config_set_flag(ev_cfg, EVENT_BASE_FLAG_NOLOCK);
     w->base = event_base_new_with_config(ev_cfg);
     event_config_free(ev_cfg);
     if (!w->base)
         return PG_ERR_LIBRARY;
-    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
-    w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
-    w->reopen_ev = event_new(w->base, -1, 0, on_reopen, w);
-    w->reload_ev = event_new(w->base, -1, 0, on_reload, w);
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->notify_fd < 0)
+        return PG_ERR_IO;
+    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_asked, w);
     w->backoff_ev = evtimer_new(w->base, on_backoff_over, w);
     w->scratch = evbuffer_new();
-    if (!w->stop_ev || !w->drain_ev || !w->reopen_ev || !w->reload_ev || !w->backoff_ev ||
-        !w->scratch)
+    if (!w->notify_ev || event_add(w->notify_ev, NULL) != 0 || !w->backoff_ev || !w->scratch)
         return PG_ERR_LIBRARY;
     w->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
     w->listening = true;
@@ -275,9 +294,8 @@ void pg_worker_stop(struct pg_worker *w)
 {
     if (w->joined)
         return;
-    /* An activated event survives until the loop runs it; a loopbreak issued before the
-     * thread entered its loop would be forgotten. */
-    event_active(w->stop_ev, EV_READ, 0);
+    /* A loopbreak issued before the thread entered its loop would be forgotten; an ask is not. */
+    ask(w, ASK_STOP);
     pthread_join(w->thread, NULL);
     w->joined = true;
 }
@@ -293,17 +311,17 @@ size_t pg_worker_listener_fds(const struct pg_worker *w, int *fds, size_t cap)
 void pg_worker_reload_tls(struct pg_worker *w)
 {
     if (w->tls)
-        event_active(w->reload_ev, EV_READ, 0);
+        ask(w, ASK_RELOAD_TLS);
 }
 
 void pg_worker_reopen_log(struct pg_worker *w)
 {
-    event_active(w->reopen_ev, EV_READ, 0);
+    ask(w, ASK_REOPEN_LOG);
 }
 
 void pg_worker_drain(struct pg_worker *w)
 {
-    event_active(w->drain_ev, EV_READ, 0);
+    ask(w, ASK_DRAIN);
 }
 
 bool pg_worker_wait(struct pg_worker *w, const struct timespec *deadline)
@@ -338,14 +356,10 @@ void pg_worker_free(struct pg_worker *w)
     pg_access_log_free(w->access_log); /* after the connections: their last lines are in */
     pg_upstream_free(w->upstream);
     pg_learn_free(w->learn);
-    if (w->stop_ev)
-        event_free(w->stop_ev);
-    if (w->drain_ev)
-        event_free(w->drain_ev);
-    if (w->reopen_ev)
-        event_free(w->reopen_ev);
-    if (w->reload_ev)
-        event_free(w->reload_ev);
+    if (w->notify_ev)
+        event_free(w->notify_ev);
+    if (w->notify_fd >= 0)
+        close(w->notify_fd);
     SSL_CTX_free(w->conn_owner.ssl_ctx); /* after the connections: they hold their own */
     if (w->backoff_ev)
         event_free(w->backoff_ev);

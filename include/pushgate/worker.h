@@ -15,6 +15,7 @@
 
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 #include <sys/queue.h>
@@ -30,11 +31,16 @@ struct pg_worker {
     unsigned index;
     const struct pg_config *cfg;
     struct pg_tls_store *tls; /* main's; NULL for cleartext */
-    struct event_base *base;
-    struct event *stop_ev;  /* activated by main to end the loop */
-    struct event *drain_ev; /* activated by main to drain (SIGTERM) */
-    bool draining;          /* listeners closed; the loop ends with the last connection */
-    bool joined;            /* the thread was joined */
+    struct event_base *base;  /* lock-free: only this worker's thread touches it */
+    /* How main asks the loop for something (stop, drain on SIGTERM, reopen the log on SIGUSR1,
+     * reload the TLS context after SIGHUP): a bit in asked, then a write to the eventfd the
+     * loop watches. Cross-thread event_active would need a locked base, and its lock costs
+     * every event_add of every request. */
+    atomic_uint asked;
+    int notify_fd; /* eventfd; -1 before init */
+    struct event *notify_ev;
+    bool draining; /* listeners closed; the loop ends with the last connection */
+    bool joined;   /* the thread was joined */
     struct pg_upstream *upstream;
     struct pg_learn *learn; /* links learned from this worker's responses; NULL when off */
     struct evconnlistener *listeners[PG_MAX_LISTENERS];
@@ -48,8 +54,6 @@ struct pg_worker {
     struct pg_conn_owner conn_owner;  /* what every connection of this worker borrows */
     struct pg_counters counters;      /* this worker's; the metrics listener reads them */
     struct pg_access_log *access_log; /* NULL when --access-log is off */
-    struct event *reopen_ev;          /* activated by main on SIGUSR1 */
-    struct event *reload_ev;          /* activated by main after SIGHUP replaced the context */
     pthread_t thread;
 };
 

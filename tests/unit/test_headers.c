@@ -298,10 +298,52 @@ static void test_too_many_fields(void)
           "cap of 2 fields");
 }
 
+/* The value check reads eight bytes at a time: every forbidden byte, at every offset of values
+ * of every length up to 40, is still found; tabs, spaces and bytes from 0x80 are not. */
+static void test_value_bytes_at_every_offset(void)
+{
+    char value[40];
+    for (size_t len = 1; len <= sizeof(value); len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int byte = 0; byte < 256; byte++) {
+                memset(value, 'v', sizeof(value));
+                value[at] = (char)byte;
+                bool forbidden = (byte < 0x20 && byte != '\t') || byte == 0x7f;
+                if (pg_headers_value_ok(value, len) == forbidden)
+                    CHECK(false, "byte 0x%02x at %zu of %zu: %s", byte, at, len,
+                          forbidden ? "accepted" : "rejected");
+            }
+        }
+    }
+    /* a tab early on, then a forbidden byte past the next word */
+    CHECK(!pg_headers_value_ok("a\tbcdefghijklmnop\x01q", 20), "control after a tab");
+    CHECK(pg_headers_value_ok("\x80\xff\xfe\x81 \t~!\x80\x80\x80\x80\x80\x80\x80\x80", 16),
+          "high bytes, tab, space");
+}
+
+/* Up to eight Connection fields are indexed; more are still all honoured. */
+static void test_many_connection_fields(void)
+{
+    char block[1024];
+    size_t len = (size_t)snprintf(block, sizeof(block), "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < 10; i++)
+        len += (size_t)snprintf(block + len, sizeof(block) - len, "Connection: x-%d\r\n", i);
+    for (int i = 0; i < 10; i++)
+        len += (size_t)snprintf(block + len, sizeof(block) - len, "X-%d: v\r\n", i);
+    len += (size_t)snprintf(block + len, sizeof(block) - len, "X-Kept: k\r\n\r\n");
+    struct pg_header fields[32];
+    struct pg_response_head head;
+    CHECK(pg_headers_parse_response(block, len, &head, fields, 32) == PG_OK, "parsed");
+    CHECK(head.count == 1 && fields[0].name_len == 6 && memcmp(fields[0].name, "x-kept", 6) == 0,
+          "%zu fields kept, the first '%.*s'", head.count, (int)fields[0].name_len, fields[0].name);
+}
+
 int main(void)
 {
     test_request_mapping();
     test_response_parsing();
     test_too_many_fields();
+    test_value_bytes_at_every_offset();
+    test_many_connection_fields();
     return check_report("test_headers");
 }

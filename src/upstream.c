@@ -29,7 +29,8 @@
 struct upstream_shard {
     struct pg_upstream *up;
     CURLM *multi;
-    struct event timer;   /* libcurl's single timeout */
+    struct event timer;   /* libcurl's single timeout; may fire before libcurl's time */
+    uint64_t timer_at_ms; /* when the pending timer fires (pg_now_ms) */
     size_t running_count; /* exchanges on this multi handle (running or queued) */
 };
 
@@ -73,7 +74,8 @@ struct pg_exchange {
     struct curl_slist *header_list;
     const struct pg_exchange_handler *handler; /* NULL once detached */
     void *ud;
-    struct event timeout; /* --upstream-timeout, paused with the client */
+    struct event timeout; /* --upstream-timeout, paused with the client; see arm_timeout */
+    uint64_t alive_at_ms; /* the exchange's last sign of life (pg_now_ms) */
     char *head;           /* response head being collected */
     size_t head_len;
     size_t head_cap;
@@ -88,10 +90,17 @@ struct pg_exchange {
 
 static void check_done(struct upstream_shard *shard);
 
+/* --upstream-timeout counts from the last sign of life (a header line, a body piece), and
+ * moving a libevent timer costs a heap update every time. So the timer keeps its expiry while
+ * it is pending, and when it fires before the exchange was idle that long, it is set again for
+ * what is left (on_timeout). */
 static void arm_timeout(struct pg_exchange *ex)
 {
-    struct timeval tv = pg_timeval_ms(ex->up->cfg->upstream_timeout_ms);
-    evtimer_add(&ex->timeout, &tv);
+    ex->alive_at_ms = pg_now_ms();
+    if (!evtimer_pending(&ex->timeout, NULL)) {
+        struct timeval tv = pg_timeval_ms(ex->up->cfg->upstream_timeout_ms);
+        evtimer_add(&ex->timeout, &tv);
+    }
 }
 
 /* libcurl 7.88 asks poll(2) about a socket it is about to use even when our event loop knows
@@ -262,8 +271,16 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
         evtimer_del(&shard->timer);
         return 0;
     }
-    struct timeval tv = pg_timeval_ms(timeout_ms > UINT_MAX ? UINT_MAX : (unsigned)timeout_ms);
+    unsigned ms = timeout_ms > UINT_MAX ? UINT_MAX : (unsigned)timeout_ms;
+    uint64_t at = pg_now_ms() + ms;
+    /* A pending timer that fires no later is kept: firing early costs libcurl one look at its
+     * expiries, after which it sets the timer again; moving it costs a heap update per call,
+     * and libcurl asks for its 5 s expiry again on every request. */
+    if (ms > 0 && evtimer_pending(&shard->timer, NULL) && shard->timer_at_ms <= at)
+        return 0;
+    struct timeval tv = pg_timeval_ms(ms);
     evtimer_add(&shard->timer, &tv);
+    shard->timer_at_ms = at;
     return 0;
 }
 
@@ -409,7 +426,14 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct pg_exchange *ex = arg;
-    pg_log_debug("upstream timeout after %ums", ex->up->cfg->upstream_timeout_ms);
+    uint64_t idle_ms = pg_now_ms() - ex->alive_at_ms;
+    unsigned limit_ms = ex->up->cfg->upstream_timeout_ms;
+    if (idle_ms < limit_ms) {
+        struct timeval tv = pg_timeval_ms((unsigned)(limit_ms - idle_ms));
+        evtimer_add(&ex->timeout, &tv);
+        return;
+    }
+    pg_log_debug("upstream timeout after %ums", limit_ms);
     finish(ex, PG_EXCHANGE_TIMEOUT);
 }
 

@@ -230,6 +230,20 @@ class Exchange(UpstreamTestCase):
         statuses = sorted(e["status"] for e in ev if e["ev"] == "headers")
         self.assertEqual(statuses, [200, 504])
 
+    def test_upstream_timeout_counts_from_the_last_body_piece(self):
+        # 1.2 s of body in 8 pieces 150 ms apart: longer than the 400 ms timeout in all, never
+        # that long without a piece. The timer keeps its first expiry and is set again for
+        # what is left when it fires early (upstream.c), so this checks that path.
+        with self.proxy("--upstream-timeout", "400ms") as pg:
+            rc, ev = h2client("127.0.0.1", pg.port,
+                              "/trickle?size=800&chunk=100&chunk_delay_ms=150",
+                              "/stall?size=800&chunk=100&chunk_delay_ms=1500")
+            self.assertEqual(rc, 0, ev)
+        closes = {e["stream"]: e for e in ev if e["ev"] == "close"}
+        self.assertEqual((closes[1]["error_code"], closes[1]["bytes"]), (0, 800), closes)
+        self.assertNotEqual(closes[3]["error_code"], 0, "a body silent for 1.5 s is cut")
+        self.assertLess(closes[3]["bytes"], 800, closes)
+
     def test_malformed_upstream_head_is_502(self):
         with self.proxy() as pg:
             rc, ev = h2client("127.0.0.1", pg.port,

@@ -23,6 +23,7 @@ Query parameters (all optional; repeatable ones say so):
                     (none set: status=, else 200)
   body_from=NAME    the body is the text last set with /_body?name=NAME&body=TEXT (UTF-8)
   delay_ms=N        wait before the response head; body_delay_ms=N wait between head and body
+  chunk_delay_ms=N  wait N ms after each body chunk but the last (a trickling body)
   hold=NAME         wait before the response head for a permit from GET /_release?name=NAME
   reset_after=N     send N body bytes, then reset the connection (RST)
   close_after=N     send N body bytes, then close the connection (FIN): a truncated body
@@ -335,7 +336,8 @@ class Upstream:
                 cut = name
                 limit = min(size, req.qi(name))
         await self.send_body(writer, echo_body, limit, chunked and own_framing,
-                             req.qi("chunk", 65536) or 65536, finish=cut is None)
+                             req.qi("chunk", 65536) or 65536, finish=cut is None,
+                             gap=req.qi("chunk_delay_ms") / 1000)
         if cut == "reset_after":
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -345,9 +347,11 @@ class Upstream:
             return False
         return not close
 
-    async def send_body(self, writer, echo_body, size, chunked, chunk, finish):
+    async def send_body(self, writer, echo_body, size, chunked, chunk, finish, gap=0.0):
         pos = 0
         while pos < size:
+            if pos and gap:
+                await asyncio.sleep(gap)
             if echo_body is not None:
                 piece = memoryview(echo_body)[pos:pos + min(chunk, size - pos)]
             else:

@@ -221,6 +221,22 @@ static const bool tchar[256] = {
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
+/* tchar lower-cased, 0 for any other byte: a field name is checked and lower-cased in one
+ * lookup per byte. */
+static const unsigned char name_byte[256] = {
+    ['!'] = '!', ['#'] = '#', ['$'] = '$', ['%'] = '%', ['&'] = '&', ['\''] = '\'', ['*'] = '*',
+    ['+'] = '+', ['-'] = '-', ['.'] = '.', ['^'] = '^', ['_'] = '_', ['`'] = '`',   ['|'] = '|',
+    ['~'] = '~', ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4',   ['5'] = '5',
+    ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9', ['A'] = 'a', ['B'] = 'b',   ['C'] = 'c',
+    ['D'] = 'd', ['E'] = 'e', ['F'] = 'f', ['G'] = 'g', ['H'] = 'h', ['I'] = 'i',   ['J'] = 'j',
+    ['K'] = 'k', ['L'] = 'l', ['M'] = 'm', ['N'] = 'n', ['O'] = 'o', ['P'] = 'p',   ['Q'] = 'q',
+    ['R'] = 'r', ['S'] = 's', ['T'] = 't', ['U'] = 'u', ['V'] = 'v', ['W'] = 'w',   ['X'] = 'x',
+    ['Y'] = 'y', ['Z'] = 'z', ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd',   ['e'] = 'e',
+    ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j', ['k'] = 'k',   ['l'] = 'l',
+    ['m'] = 'm', ['n'] = 'n', ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r',   ['s'] = 's',
+    ['t'] = 't', ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y',   ['z'] = 'z',
+};
+
 bool pg_headers_is_tchar(unsigned char c)
 {
     return tchar[c];
@@ -286,10 +302,10 @@ static bool parse_field_line(char *line, size_t len, struct pg_header *h)
     if (!colon || colon == line)
         return false;
     for (char *p = line; p < colon; p++) {
-        if (!tchar[(unsigned char)*p])
+        unsigned char c = name_byte[(unsigned char)*p];
+        if (!c)
             return false; /* also rejects obs-fold: a line starting with whitespace */
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
+        *p = (char)c;
     }
     char *value = colon + 1;
     char *end = line + len;
@@ -350,25 +366,50 @@ static enum response_field classify(const struct pg_header *h)
     return pg_headers_is_hop_by_hop(h->name, h->name_len) ? FIELD_HOP_BY_HOP : FIELD_OTHER;
 }
 
-/* The Connection fields of a response, by index: one or none nearly always. */
-#define CONNECTION_FIELDS_INDEXED 8
-struct connection_fields {
-    size_t at[CONNECTION_FIELDS_INDEXED];
-    size_t count;  /* indexed ones */
-    bool overflow; /* more than the index holds: every field is looked at */
+/* The names the Connection fields list (usually one: keep-alive or close), split once so that
+ * each field is compared with them by length first. */
+#define CONNECTION_TOKENS 16
+struct connection_tokens {
+    struct pg_header at[CONNECTION_TOKENS]; /* only name and name_len */
+    size_t count;
+    bool overflow; /* more than that: every Connection field is searched for every name */
 };
+
+static void add_connection_tokens(struct connection_tokens *tokens, const struct pg_header *c)
+{
+    const char *p = c->value, *end = c->value + c->value_len;
+    while (p < end && !tokens->overflow) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *start = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if (p == start)
+            continue;
+        if (tokens->count == CONNECTION_TOKENS)
+            tokens->overflow = true;
+        else
+            tokens->at[tokens->count++] = (struct pg_header){start, (size_t)(p - start), NULL, 0};
+    }
+}
 
 /* Whether a Connection field names h. */
 static bool named_by_connection(const struct pg_response_head *out, const struct pg_header *h,
-                                const struct connection_fields *conn)
+                                const struct connection_tokens *tokens)
 {
-    size_t n = conn->overflow ? out->count : conn->count;
-    for (size_t j = 0; j < n; j++) {
-        const struct pg_header *c = &out->fields[conn->overflow ? j : conn->at[j]];
-        if ((!conn->overflow || NAME_IS(c, "connection")) &&
-            pg_headers_list_has(c->value, c->value_len, h->name, h->name_len))
-            return true;
+    if (tokens->overflow) {
+        for (size_t j = 0; j < out->count; j++) {
+            const struct pg_header *c = &out->fields[j];
+            if (NAME_IS(c, "connection") &&
+                pg_headers_list_has(c->value, c->value_len, h->name, h->name_len))
+                return true;
+        }
+        return false;
     }
+    for (size_t j = 0; j < tokens->count; j++)
+        if (tokens->at[j].name_len == h->name_len &&
+            strncasecmp(tokens->at[j].name, h->name, h->name_len) == 0)
+            return true;
     return false;
 }
 
@@ -379,18 +420,14 @@ static int filter_response_fields(struct pg_response_head *out)
     bool has_te = false;
     const char *cl = NULL;
     size_t cl_len = 0;
-    struct connection_fields conn = {.count = 0, .overflow = false};
+    struct connection_tokens tokens = {.count = 0, .overflow = false};
     for (size_t i = 0; i < out->count; i++) {
         struct pg_header *h = &out->fields[i];
         enum response_field kind = classify(h);
         if (kind == FIELD_TRANSFER_ENCODING)
             has_te = true;
-        if (kind == FIELD_CONNECTION) {
-            if (conn.count < CONNECTION_FIELDS_INDEXED)
-                conn.at[conn.count++] = i;
-            else
-                conn.overflow = true;
-        }
+        if (kind == FIELD_CONNECTION)
+            add_connection_tokens(&tokens, h);
         if (kind == FIELD_CONTENT_LENGTH) {
             long long v;
             if (!parse_content_length(h->value, h->value_len, &v) ||
@@ -415,7 +452,7 @@ static int filter_response_fields(struct pg_response_head *out)
         enum response_field kind = classify(h);
         bool drop = (kind != FIELD_OTHER && kind != FIELD_CONTENT_LENGTH) ||
                     (kind == FIELD_CONTENT_LENGTH && h->value != cl) ||
-                    named_by_connection(out, h, &conn);
+                    named_by_connection(out, h, &tokens);
         if (!drop)
             out->fields[kept++] = *h;
     }

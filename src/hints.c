@@ -87,7 +87,11 @@ void pg_hints_collect(struct pg_header scheme, struct pg_header authority, struc
                       const struct pg_header *fields, size_t count, struct pg_link_set *set)
 {
     char scheme_z[8], authority_z[256];
-    memset(set, 0, sizeof(*set));
+    /* The counts, not the arrays (kilobytes, read only below the counts): a response without
+     * Link fields costs no memset. */
+    set->paths = (struct pg_lines){0};
+    set->target_count = set->link_count = set->link_bytes = 0;
+    set->hint_only = false;
     size_t f = 0;
     while (f < count && !pg_header_name_is(&fields[f], "link"))
         f++;

@@ -46,7 +46,7 @@ struct pg_link_set {
  * PG_LEARN_MAX_TARGETS (a modulepreload without as= is a script). Links: every hintable
  * link-value once (pg_learn_same_link), in order, at most PG_LEARN_MAX_LINKS and
  * PG_LEARN_MAX_HINT_BYTES of text (one that does not fit is skipped). Pure. Always initialises
- * set. */
+ * set's counts and paths (its arrays only below the counts). */
 void pg_hints_collect(struct pg_header scheme, struct pg_header authority, struct pg_header base,
                       const struct pg_header *fields, size_t count, struct pg_link_set *set);
 void pg_link_set_free(struct pg_link_set *set);

@@ -338,8 +338,51 @@ static void test_many_connection_fields(void)
           "%zu fields kept, the first '%.*s'", head.count, (int)fields[0].name_len, fields[0].name);
 }
 
+/* Every byte in a field name: accepted exactly when it is a tchar, and lower-cased. */
+static void test_every_name_byte(void)
+{
+    for (int byte = 1; byte < 256; byte++) {
+        char block[64];
+        int len = snprintf(block, sizeof(block), "HTTP/1.1 200 OK\r\nX%cY: v\r\n\r\n", byte);
+        struct pg_header fields[4];
+        struct pg_response_head head;
+        int rv = pg_headers_parse_response(block, (size_t)len, &head, fields, 4);
+        bool token = pg_headers_is_tchar((unsigned char)byte) && byte != ':';
+        if (byte == ':') /* "X:Y: v" is the field x with the value "Y: v" */
+            continue;
+        CHECK((rv == PG_OK) == token, "byte 0x%02x: rv %d", byte, rv);
+        if (rv == PG_OK && token) {
+            char lower = (char)(byte >= 'A' && byte <= 'Z' ? byte - 'A' + 'a' : byte);
+            CHECK(head.count == 1 && fields[0].name_len == 3 && fields[0].name[0] == 'x' &&
+                      fields[0].name[1] == lower && fields[0].name[2] == 'y',
+                  "byte 0x%02x: name '%.*s'", byte, (int)fields[0].name_len, fields[0].name);
+        }
+    }
+}
+
+/* One Connection field listing more names than are split out at once: all still dropped. */
+static void test_long_connection_list(void)
+{
+    char block[2048];
+    size_t len =
+        (size_t)snprintf(block, sizeof(block), "HTTP/1.1 200 OK\r\nConnection: keep-alive");
+    for (int i = 0; i < 20; i++)
+        len += (size_t)snprintf(block + len, sizeof(block) - len, ", X-%d", i);
+    len += (size_t)snprintf(block + len, sizeof(block) - len, "\r\n");
+    for (int i = 0; i < 20; i++)
+        len += (size_t)snprintf(block + len, sizeof(block) - len, "x-%d: v\r\n", i);
+    len += (size_t)snprintf(block + len, sizeof(block) - len, "X-Kept: k\r\n\r\n");
+    struct pg_header fields[32];
+    struct pg_response_head head;
+    CHECK(pg_headers_parse_response(block, len, &head, fields, 32) == PG_OK, "parsed");
+    CHECK(head.count == 1 && fields[0].name_len == 6 && memcmp(fields[0].name, "x-kept", 6) == 0,
+          "%zu fields kept", head.count);
+}
+
 int main(void)
 {
+    test_every_name_byte();
+    test_long_connection_list();
     test_request_mapping();
     test_response_parsing();
     test_too_many_fields();

@@ -87,13 +87,19 @@ static void update_idle_timer(struct pg_conn *conn)
             return; /* the handshake deadline is running */
         conn->state = PG_CONN_OPEN;
         event_del(&conn->timer_ev);
+        conn->idle_since_ms = 0;
     }
+    /* The timer is not moved at every change (a heap update for each keep-alive request):
+     * busy, it lapses; idle again, one still pending fires early and on_timer sets it again
+     * for what is left. */
     bool idle = conn->proto->idle(conn->session);
-    bool pending = evtimer_pending(&conn->timer_ev, NULL);
-    if (idle && !pending)
-        arm_timer(conn, conn->owner->cfg->idle_timeout_ms);
-    else if (!idle && pending)
-        event_del(&conn->timer_ev);
+    if (!idle) {
+        conn->idle_since_ms = 0;
+    } else if (!conn->idle_since_ms) {
+        conn->idle_since_ms = pg_now_ms();
+        if (!evtimer_pending(&conn->timer_ev, NULL))
+            arm_timer(conn, conn->owner->cfg->idle_timeout_ms);
+    }
 }
 
 /* Reading stops while the client does not take what it asked for, and while the protocol
@@ -205,6 +211,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (conn->state == PG_CONN_HANDSHAKE) {
         pg_log_debug("client %s: handshake timeout", conn->client_addr);
         pg_conn_free(conn);
+        return;
+    }
+    if (!conn->idle_since_ms)
+        return; /* busy since the timer was set; it is set again when idle */
+    uint64_t idle_ms = pg_now_ms() - conn->idle_since_ms;
+    unsigned limit_ms = conn->owner->cfg->idle_timeout_ms;
+    if (idle_ms < limit_ms) {
+        arm_timer(conn, (unsigned)(limit_ms - idle_ms));
         return;
     }
     pg_log_debug("client %s: idle timeout", conn->client_addr);

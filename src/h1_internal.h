@@ -89,7 +89,8 @@ struct pg_h1 {
     const char *piece_end;
     char last_byte;           /* the last byte of the previous piece */
     unsigned crlf_due;        /* bytes of a chunk's closing CRLF still to check (next piece) */
-    struct event *head_timer; /* --request-timeout for the head being parsed */
+    struct event *head_timer; /* --request-timeout for the head being parsed; may fire early */
+    uint64_t head_started_ms; /* when that head began (pg_now_ms); 0: no head is being read */
 };
 
 static inline struct h1_stream *h1_stream_of_req(const struct pg_request *req)

@@ -32,17 +32,52 @@ static void wake(struct pg_request *req)
     env->wake(env->conn);
 }
 
-static void add_field(struct evbuffer *out, const struct pg_header *f)
+static char *put(char *p, const char *s, size_t n)
 {
-    evbuffer_add(out, f->name, f->name_len);
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, f->value, f->value_len);
-    evbuffer_add(out, "\r\n", 2);
+    memcpy(p, s, n);
+    return p + n;
 }
 
-static void add_status_line(struct evbuffer *out, int status)
+/* A response head: the status line, fields[count], extra[extra_count], then the fixed lines of
+ * tail (with the blank line). Written into one reserved piece of out: an evbuffer_add per name,
+ * separator and value cost more than copying the bytes. */
+struct head_lines {
+    int status;
+    const struct pg_header *fields, *extra;
+    size_t count, extra_count;
+    const char *tail;
+    size_t tail_len;
+};
+
+static int add_head(struct evbuffer *out, const struct head_lines *h)
 {
-    evbuffer_add_printf(out, "HTTP/1.1 %03d %s\r\n", status, pg_request_reason(status));
+    const char *reason = pg_request_reason(h->status);
+    size_t reason_len = strlen(reason);
+    size_t len = sizeof("HTTP/1.1 200 ") - 1 + reason_len + 2 + h->tail_len;
+    for (size_t i = 0; i < h->count; i++)
+        len += h->fields[i].name_len + 2 + h->fields[i].value_len + 2;
+    for (size_t i = 0; i < h->extra_count; i++)
+        len += h->extra[i].name_len + 2 + h->extra[i].value_len + 2;
+    struct evbuffer_iovec vec;
+    if (h->status < 100 || h->status > 999 ||
+        evbuffer_reserve_space(out, (ev_ssize_t)len, &vec, 1) != 1 || vec.iov_len < len)
+        return PG_ERR_NOMEM;
+    char *p = put(vec.iov_base, "HTTP/1.1 ", 9);
+    *p++ = (char)('0' + h->status / 100);
+    *p++ = (char)('0' + h->status / 10 % 10);
+    *p++ = (char)('0' + h->status % 10);
+    *p++ = ' ';
+    p = put(put(p, reason, reason_len), "\r\n", 2);
+    for (size_t k = 0; k < 2; k++) {
+        const struct pg_header *f = k ? h->extra : h->fields;
+        for (size_t i = 0, n = k ? h->extra_count : h->count; i < n; i++) {
+            p = put(put(p, f[i].name, f[i].name_len), ": ", 2);
+            p = put(put(p, f[i].value, f[i].value_len), "\r\n", 2);
+        }
+    }
+    put(p, h->tail, h->tail_len);
+    vec.iov_len = len;
+    return evbuffer_commit_space(out, &vec, 1) == 0 ? PG_OK : PG_ERR_NOMEM;
 }
 
 /* A request refused before it reached the core (framing, syntax, bounds): a short text answer
@@ -52,11 +87,11 @@ static void write_error(struct h1_stream *st)
     struct evbuffer *out = st->h1->env->output;
     const char *reason = pg_request_reason(st->error);
     size_t len = strlen(reason);
-    add_status_line(out, st->error);
     evbuffer_add_printf(out,
+                        "HTTP/1.1 %03d %s\r\n"
                         "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
                         "Connection: close\r\nVia: 1.1 pushgate\r\n\r\n",
-                        len + 1);
+                        st->error, reason, len + 1);
     evbuffer_add(out, reason, len);
     evbuffer_add(out, "\n", 1);
     st->output = H1_OUT_DONE;
@@ -127,7 +162,7 @@ static void write_body(struct h1_stream *st)
     if (st->req.output != PG_OUTPUT_COMPLETE || evbuffer_get_length(body))
         return;
     if (st->framing == H1_FRAME_CHUNKED)
-        evbuffer_add_printf(out, "%s0\r\n\r\n", st->chunk_open ? "\r\n" : "");
+        evbuffer_add(out, st->chunk_open ? "\r\n0\r\n\r\n" : "0\r\n\r\n", st->chunk_open ? 7 : 5);
     st->output = H1_OUT_DONE;
 }
 
@@ -187,18 +222,19 @@ static int submit_head(struct pg_request *req, const struct pg_response *resp)
         st->framing = H1_FRAME_CLOSE; /* HTTP/1.0 knows no chunks: the close ends the body */
     if (st->framing == H1_FRAME_CLOSE || h1->state != H1_OPEN)
         st->keep_alive = false; /* the last response of this connection says so */
-    add_status_line(out, resp->status);
-    for (size_t i = 0; i < resp->count; i++)
-        add_field(out, &resp->fields[i]);
-    for (size_t i = 0; i < resp->extra_count; i++)
-        add_field(out, &resp->extra[i]);
+    char tail[64];
+    size_t tail_len = 0;
     if (st->framing == H1_FRAME_CHUNKED)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        tail_len = (size_t)(put(tail, "Transfer-Encoding: chunked\r\n", 28) - tail);
     if (!st->keep_alive)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        tail_len = (size_t)(put(tail + tail_len, "Connection: close\r\n", 19) - tail);
     else if (st->http_minor == 0)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
+        tail_len = (size_t)(put(tail + tail_len, "Connection: keep-alive\r\n", 24) - tail);
+    tail_len = (size_t)(put(tail + tail_len, "\r\n", 2) - tail);
+    int rv = add_head(out, &(struct head_lines){resp->status, resp->fields, resp->extra,
+                                                resp->count, resp->extra_count, tail, tail_len});
+    if (rv != PG_OK)
+        return rv;
     st->output = st->framing == H1_FRAME_NONE ? H1_OUT_DONE : H1_OUT_BODY;
     wake(req);
     return PG_OK;
@@ -215,10 +251,9 @@ static int submit_1xx(struct pg_request *req, int status, const struct pg_header
     if (st->http_minor < 1 || !st->h1->env->proxy.cfg->early_hints_http1 ||
         st->output != H1_OUT_NONE)
         return PG_ERR_INVALID; /* declined: nothing was sent */
-    add_status_line(out, status);
-    for (size_t i = 0; i < count; i++)
-        add_field(out, &fields[i]);
-    evbuffer_add(out, "\r\n", 2);
+    int rv = add_head(out, &(struct head_lines){status, fields, NULL, count, 0, "\r\n", 2});
+    if (rv != PG_OK)
+        return rv;
     wake(req);
     return PG_OK;
 }

@@ -55,6 +55,7 @@ struct pg_conn {
     struct event write_ev;   /* the socket is writable: on only while output waits for room */
     struct event flush_ev;   /* runs deferred protocol work outside library callbacks */
     struct event timer_ev;   /* handshake deadline, then the idle timeout, then the linger */
+    uint64_t idle_since_ms;  /* open: when the protocol last became idle; 0 while it is busy */
     enum pg_conn_state state;
     bool draining;                   /* pg_conn_drain was called (maybe before the protocol) */
     bool read_wants_write;           /* TLS: a read stopped until the socket takes bytes */

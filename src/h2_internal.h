@@ -23,6 +23,8 @@
 #define H2_STREAM_RECV_WINDOW (256 * 1024)
 #define H2_CONN_RECV_WINDOW (1024 * 1024)
 
+#define H2_INLINE_FIELDS 8 /* regular request fields a stream holds without allocating */
+
 /* A request stream (client-initiated, or promised by us). */
 struct h2_stream {
     struct pg_request req; /* the core's request; its head views point into the rcbufs below */
@@ -33,6 +35,10 @@ struct h2_stream {
     nghttp2_rcbuf **refs;     /* name, value, name, value... of the regular fields */
     struct pg_header *fields; /* views of refs */
     size_t field_count;
+    /* Where refs and fields point while a request has few fields (most do): no allocation
+     * per request for them. More move to the heap (keep_field). */
+    nghttp2_rcbuf *inline_refs[2 * H2_INLINE_FIELDS];
+    struct pg_header inline_fields[H2_INLINE_FIELDS];
     size_t field_bytes;
     bool too_large;     /* header list over our bounds: answered 431 */
     bool resp_deferred; /* nghttp2 waits on our data source */

@@ -75,19 +75,38 @@ static void keep_pseudo(nghttp2_rcbuf **slot, nghttp2_rcbuf *value)
     }
 }
 
+/* Room for one more field: the stream's own arrays first, then the heap in steps of 16. */
+static int make_room(struct h2_stream *st)
+{
+    size_t count = st->field_count;
+    if (count == 0) {
+        st->refs = st->inline_refs;
+        st->fields = st->inline_fields;
+        return 0;
+    }
+    if (count < H2_INLINE_FIELDS || (count > H2_INLINE_FIELDS && count % 16 != 0))
+        return 0;
+    size_t n = count + 16;
+    bool moving = st->refs == st->inline_refs;
+    nghttp2_rcbuf **refs = realloc(moving ? NULL : st->refs, 2 * n * sizeof(*refs));
+    if (!refs)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (moving)
+        memcpy(refs, st->inline_refs, 2 * count * sizeof(*refs));
+    st->refs = refs;
+    struct pg_header *fields = realloc(moving ? NULL : st->fields, n * sizeof(*fields));
+    if (!fields)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* refs is the stream's: freed with it */
+    if (moving)
+        memcpy(fields, st->inline_fields, count * sizeof(*fields));
+    st->fields = fields;
+    return 0;
+}
+
 static int keep_field(struct h2_stream *st, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
 {
-    if (st->field_count % 16 == 0) {
-        size_t n = st->field_count + 16;
-        nghttp2_rcbuf **refs = realloc(st->refs, 2 * n * sizeof(*refs));
-        if (refs)
-            st->refs = refs;
-        struct pg_header *fields = realloc(st->fields, n * sizeof(*fields));
-        if (fields)
-            st->fields = fields;
-        if (!refs || !fields)
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
+    if (make_room(st) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     nghttp2_rcbuf_incref(name);
     nghttp2_rcbuf_incref(value);
     st->refs[2 * st->field_count] = name;

@@ -35,8 +35,10 @@ void h2_stream_release(struct h2_stream *st, bool teardown)
             nghttp2_rcbuf_decref(pseudo[i]);
     for (size_t i = 0; i < 2 * st->field_count; i++)
         nghttp2_rcbuf_decref(st->refs[i]);
-    free(st->refs);
-    free(st->fields);
+    if (st->refs != st->inline_refs)
+        free(st->refs);
+    if (st->fields != st->inline_fields)
+        free(st->fields);
     free(st);
 }
 

@@ -54,6 +54,20 @@ class Exchange(UpstreamTestCase):
                        "transfer-encoding", "connection"):
             self.assertNotIn(absent, fields, head)
 
+    def test_many_request_fields_reach_the_upstream_in_order(self):
+        # A stream keeps its first 8 regular fields in its own arrays, then moves them to the
+        # heap and grows by 16 (h2_session.c): 1, 8, 9, 24, 25 and 40 fields all arrive whole.
+        with self.proxy() as pg:
+            for count in (1, 8, 9, 24, 25, 40):
+                args = []
+                for i in range(count):
+                    args += ["-H", f"x-n{i}: v{i}"]
+                rc, ev = h2client(*args, "127.0.0.1", pg.port, f"/map?tag=many{count}")
+                self.assertEqual(rc, 0, ev)
+                r = self.upstream_request(f"tag=many{count}")
+                got = [(n.lower(), v) for n, v in r["headers"] if n.lower().startswith("x-n")]
+                self.assertEqual(got, [(f"x-n{i}", f"v{i}") for i in range(count)], count)
+
     def test_a_reused_upstream_handle_forgets_the_previous_method(self):
         """libcurl handles are pooled without curl_easy_reset: each request sets its method, body
         and size again, so nothing of the previous request on the handle carries over."""

@@ -51,6 +51,33 @@ static const struct request_case request_cases[] = {
      -1,
      {"Host: example.com", "accept: x", "cookie: a=1; b=2; c=3", "via: 2 pushgate",
       "x-forwarded-for: 192.0.2.7", "X-Forwarded-Proto: http", "Expect:"}},
+    {"an empty crumb adds no separator",
+     {H("cookie", ""), H("cookie", "a=1"), H("accept", "x")},
+     3,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "accept: x", "cookie: a=1", "via: 2 pushgate",
+      "x-forwarded-for: 192.0.2.7", "X-Forwarded-Proto: http", "Expect:"}},
+    {"only empty crumbs: an empty cookie",
+     {H("cookie", ""), H("accept", "x")},
+     2,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "accept: x", "cookie;", "via: 2 pushgate", "x-forwarded-for: 192.0.2.7",
+      "X-Forwarded-Proto: http", "Expect:"}},
+    {"the client's via and x-forwarded-for come before ours",
+     {H("via", "1.1 edge"), H("x-forwarded-for", "203.0.113.9"), H("accept", "x")},
+     3,
+     false,
+     false,
+     PG_OK,
+     -1,
+     {"Host: example.com", "accept: x", "via: 1.1 edge, 2 pushgate",
+      "x-forwarded-for: 203.0.113.9, 192.0.2.7", "X-Forwarded-Proto: http", "Expect:"}},
     {"hop-by-hop removed",
      {H("connection", "close"), H("keep-alive", "5"), H("proxy-connection", "x"),
       H("transfer-encoding", "chunked"), H("upgrade", "h2c"), H("te", "gzip"), H("accept", "a"),
@@ -338,6 +365,37 @@ static void test_many_connection_fields(void)
           "%zu fields kept, the first '%.*s'", head.count, (int)fields[0].name_len, fields[0].name);
 }
 
+/* Line breakers are looked for eight bytes at a time: CR, LF or NUL at every offset of names
+ * and values of every length up to 24 is found; other bytes pass. */
+static void test_line_breakers_at_every_offset(void)
+{
+    const char breakers[] = {'\r', '\n', '\0'};
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t b = 0; b < sizeof(breakers) + 1; b++) {
+                char value[24], name[24];
+                memset(value, 'v', sizeof(value));
+                memset(name, 'n', sizeof(name));
+                bool bad = b < sizeof(breakers);
+                char byte = bad ? breakers[b] : (char)0xff;
+                for (int in_name = 0; in_name < 2; in_name++) {
+                    (in_name ? name : value)[at] = byte;
+                    struct pg_header f = {name, len, value, len};
+                    struct pg_request_info info = {"example.com", 11,    &f,   1,
+                                                   "192.0.2.7",   false, false};
+                    struct pg_lines lines = {0};
+                    long long cl;
+                    int rv = pg_headers_build_upstream(&info, &lines, &cl);
+                    CHECK((rv == PG_ERR_INVALID) == bad, "0x%02x at %zu of %zu in the %s: rv %d",
+                          (unsigned char)byte, at, len, in_name ? "name" : "value", rv);
+                    pg_lines_free(&lines);
+                    (in_name ? name : value)[at] = in_name ? 'n' : 'v';
+                }
+            }
+        }
+    }
+}
+
 /* Every byte in a field name: accepted exactly when it is a tchar, and lower-cased. */
 static void test_every_name_byte(void)
 {
@@ -382,6 +440,7 @@ static void test_long_connection_list(void)
 int main(void)
 {
     test_every_name_byte();
+    test_line_breakers_at_every_offset();
     test_long_connection_list();
     test_request_mapping();
     test_response_parsing();

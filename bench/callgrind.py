@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Instructions per proxied request, split by object (callgrind), and syscalls per request
-(strace -c), for pushgate and nghttpx in front of the same nginx, h2c, 1 KiB responses.
+"""Instructions per proxied request, split by object and at libcurl's boundary (callgrind),
+and syscalls per request (strace -c), for pushgate and its peers in front of the same nginx,
+1 KiB responses: h2c (or TLS with --tls), or HTTP/1.1 with --h1 (nginx joins as a peer).
 
 Each proxy runs with one worker under `valgrind --tool=callgrind`; after a warm-up load the
-counters are zeroed (callgrind_control -z), the measured load runs (h2load -t1 -c32 -m10), and
-the counts are dumped (callgrind_control -d). The per-object split is exclusive cost: libc and
-the allocator include what libcurl makes them do. A second run of each proxy, natively, counts
-its syscalls over the same load with `strace -f -c`. Usage:
+counters are zeroed (callgrind_control -z), the measured load runs (h2load -t1 -c32 -m10, or
+--h1 -c32 -m1), and the counts are dumped (callgrind_control -d). The per-object split is
+exclusive cost: libc and the allocator include what libcurl makes them do. The boundary split
+is the performance issue's: libcurl's share is the inclusive cost of the calls into libcurl
+from outside it, less the inclusive cost of the calls libcurl makes back into pushgate (its
+callbacks); everything else is pushgate's own work around libcurl. A second run of each proxy,
+natively, counts its syscalls over the same load with `strace -f -c`. Usage:
 
-    python3 bench/callgrind.py [--requests 10000] [--pushgate build/pushgate] [--tls]
-                               [--systems pushgate,nghttpx] [--no-strace]
+    python3 bench/callgrind.py [--requests 10000] [--pushgate build/pushgate] [--tls | --h1]
+                               [--systems pushgate,nghttpx[,nginx]] [--no-strace]
 """
 import argparse
 import collections
@@ -33,9 +37,30 @@ LOAD = ["h2load", "-t1", "-c32", "-m10"]
 
 
 TLS = None  # (cert, key) with --tls: the client side is TLS 1.3 with ALPN h2
+H1 = False  # --h1: the client side is HTTP/1.1 (h2load --h1 -m1)
+
+
+def nginx_command(d, port, up_port):
+    """nginx as a reverse proxy, one process, keep-alive upstream connections."""
+    os.makedirs(os.path.join(d, "nginx"), exist_ok=True)
+    nd = os.path.join(d, "nginx")
+    listen = f"127.0.0.1:{port}" + (" ssl" if TLS else "") + ("" if H1 else " http2")
+    tls = f"ssl_certificate {TLS[0]}; ssl_certificate_key {TLS[1]}; ssl_protocols TLSv1.3;" \
+        if TLS else ""
+    conf = bench.write(os.path.join(nd, "nginx.conf"), bench.nginx_common(nd) + f"""http {{
+{bench.nginx_http_common(nd)}    upstream up {{ server 127.0.0.1:{up_port}; keepalive 64;
+                   keepalive_requests 1000000; keepalive_timeout 300s; }}
+    server {{ listen {listen}; {tls}
+        location / {{ proxy_pass http://up; proxy_http_version 1.1;
+                      proxy_set_header Connection ""; }} }}
+}}
+""")
+    return ["nginx", "-p", nd + "/", "-c", conf]
 
 
 def proxy_command(system, pushgate, port, up_port, d, single_process=False):
+    if system == "nginx":
+        return nginx_command(d, port, up_port)
     if system == "pushgate":
         return [pushgate, "-l", f"127.0.0.1:{port}", "-u", f"http://127.0.0.1:{up_port}",
                 "--workers", "1", "--log-level", "error"] + \
@@ -49,7 +74,8 @@ def proxy_command(system, pushgate, port, up_port, d, single_process=False):
 
 def load(port, n):
     scheme = "https" if TLS else "http"
-    p = subprocess.run(LOAD + ["-n", str(n), f"{scheme}://127.0.0.1:{port}/small.bin"],
+    shape = ["h2load", "--h1", "-t1", "-c32", "-m1"] if H1 else LOAD
+    p = subprocess.run(shape + ["-n", str(n), f"{scheme}://127.0.0.1:{port}/small.bin"],
                        capture_output=True, text=True)
     if f"{n} succeeded" not in p.stdout:
         raise RuntimeError("load failed:\n" + p.stdout[-2000:])
@@ -80,6 +106,39 @@ def split_by_object(dump):
     return sum(objects.values()), objects
 
 
+def libcurl_share(dump):
+    """Instructions in calls into libcurl from outside it, less those in the calls libcurl
+    makes back into the proxy's own binary (inclusive costs, from callgrind's call lines)."""
+    names, total_in, total_back = {}, 0, 0
+    current, callee, pending = "?", None, False
+    with open(dump) as f:
+        for line in f:
+            if line.startswith(("ob=", "cob=")):
+                m = re.match(r"c?ob=(?:\((\d+)\))?\s*(.*)", line.rstrip("\n"))
+                if m.group(2):
+                    names[m.group(1)] = os.path.basename(m.group(2))
+                name = names.get(m.group(1), os.path.basename(m.group(2) or "?"))
+                if line.startswith("ob="):
+                    current, callee = name, None
+                else:
+                    callee = name
+            elif line.startswith("fn="):
+                callee = None
+            elif line.startswith("calls="):
+                pending = True
+            elif pending and (line[:1].isdigit() or line[:1] in "+-*"):
+                pending = False
+                fields = line.split()
+                cost = int(fields[-1]) if len(fields) >= 2 else 0
+                target = callee or current
+                if target.startswith("libcurl") and not current.startswith("libcurl"):
+                    total_in += cost
+                elif current.startswith("libcurl") and target == "pushgate":
+                    total_back += cost
+                callee = None
+    return total_in - total_back
+
+
 def callgrind(system, pushgate, up_port, n, d):
     port = bench.free_port()
     out = os.path.join(d, f"{system}.cg.%p")
@@ -98,13 +157,14 @@ def callgrind(system, pushgate, up_port, n, d):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait()
-    total, objects = 0, collections.Counter()
+    total, objects, share = 0, collections.Counter(), 0
     for name in os.listdir(d):  # the explicit dumps are NAME.cg.PID.1
         if name.startswith(f"{system}.cg.") and name.endswith(".1"):
             t, o = split_by_object(os.path.join(d, name))
             total += t
             objects.update(o)
-    return total / n, {k: v / n for k, v in objects.items()}
+            share += libcurl_share(os.path.join(d, name))
+    return total / n, {k: v / n for k, v in objects.items()}, share / n
 
 
 def syscalls(system, pushgate, up_port, n, d):
@@ -138,7 +198,11 @@ def main():
     ap.add_argument("--systems", default="pushgate,nghttpx")
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--tls", action="store_true", help="TLS 1.3 client side instead of h2c")
+    ap.add_argument("--h1", action="store_true",
+                    help="HTTP/1.1 client side (h2load --h1 -m1; with --tls, ALPN http/1.1)")
     args = ap.parse_args()
+    global H1
+    H1 = args.h1
     d = tempfile.mkdtemp(prefix="pg-callgrind-")
     if args.tls:
         global TLS
@@ -157,12 +221,17 @@ def main():
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(up_port, upstream, "upstream nginx")
-        cmd = " ".join(LOAD + ["-n", str(args.requests)])
-        side = "TLS 1.3 h2" if TLS else "h2c"
+        shape = ["h2load", "--h1", "-t1", "-c32", "-m1"] if H1 else LOAD
+        cmd = " ".join(shape + ["-n", str(args.requests)])
+        side = ("TLS 1.3 " if TLS else "cleartext ") + ("HTTP/1.1" if H1 else "h2") \
+            if TLS or H1 else "h2c"
         print(f"{side}, 1 KiB, `{cmd}` after a warm-up, nginx upstream; per request")
         for system in args.systems.split(","):
-            per_req, objects = callgrind(system, args.pushgate, up_port, args.requests, d)
+            per_req, objects, share = callgrind(system, args.pushgate, up_port, args.requests, d)
             print(f"\n{system}: {per_req:,.0f} instructions per request")
+            if share:
+                print(f"  at libcurl's boundary: libcurl's share {share:,.0f}, "
+                      f"outside libcurl {per_req - share:,.0f}")
             for obj, ir in sorted(objects.items(), key=lambda kv: -kv[1]):
                 if ir >= 50:
                     print(f"  {obj:40} {ir:10,.0f}")

@@ -2,9 +2,8 @@
  * with recv(2)/writev(2), TLS with SSL_read/SSL_write on the socket itself (as nghttpx does).
  * No bufferevent, BIO pair or buffer of ours sits between OpenSSL and the socket, so a request
  * costs no extra copy, no extra epoll registration for writing and, idle, no memory beyond the
- * SSL object and its two BIOs (OpenSSL releases its record buffers: SSL_MODE_RELEASE_BUFFERS).
- * OpenSSL reads with its socket BIO and writes with ours, which sends all records of a flush
- * but the last with MSG_MORE.
+ * SSL object and its BIO (OpenSSL releases its record buffers: SSL_MODE_RELEASE_BUFFERS).
+ * The BIO is ours: recv(2), and send(2) with MSG_MORE for all records of a flush but the last.
  *
  * Ownership: a transport owns its socket and its SSL (both closed by pg_transport_close); the
  * caller owns the evbuffers it passes and drives the transport from its own events. */

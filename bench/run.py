@@ -287,11 +287,14 @@ def write(path, text):
     return path
 
 
-def nginx_common(d):
-    """Lines every nginx instance needs to live in its own prefix, in the foreground."""
-    return f"""daemon off;
-master_process off;
-worker_processes 1;
+def nginx_common(d, workers=1):
+    """Lines every nginx instance needs to live in its own prefix, in the foreground (more
+    than one worker needs the master process)."""
+    # a master started as root would run its workers as nobody, who cannot read the files
+    user = "user root;\n" if workers > 1 and os.geteuid() == 0 else ""
+    return f"""{user}daemon off;
+master_process {"on" if workers > 1 else "off"};
+worker_processes {workers};
 worker_rlimit_nofile 20000;
 error_log {d}/error.log warn;
 pid {d}/nginx.pid;
@@ -311,8 +314,8 @@ def nginx_http_common(d):
 """
 
 
-def upstream_nginx(d, port, docroot):
-    conf = write(os.path.join(d, "nginx.conf"), nginx_common(d) + f"""http {{
+def upstream_nginx(d, port, docroot, workers=1):
+    conf = write(os.path.join(d, "nginx.conf"), nginx_common(d, workers) + f"""http {{
 {nginx_http_common(d)}    sendfile on;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
@@ -323,15 +326,17 @@ def upstream_nginx(d, port, docroot):
     return ["nginx", "-p", d + "/", "-c", conf]
 
 
-def proxy_config(system, d, port, up_port, cert, key, pem, extra=(), pushgate=PUSHGATE):
-    """(command, Service ready pattern or None) for one proxy; config files go into d."""
+def proxy_config(system, d, port, up_port, cert, key, pem, extra=(), pushgate=PUSHGATE,
+                 workers=1):
+    """(command, Service ready pattern or None) for one proxy with `workers` workers or
+    threads; config files go into d."""
     up = f"127.0.0.1:{up_port}"
     if system == "pushgate":
         return ([pushgate, "-l", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
-                 "-u", f"http://{up}", "--workers", "1", *extra],
+                 "-u", f"http://{up}", "--workers", str(workers), *extra],
                 r"listening on 127\.0\.0\.1:(\d+)")
     if system == "nghttpx":
-        return (["nghttpx", "--conf=/dev/null", "--workers=1", f"-f127.0.0.1,{port}",
+        return (["nghttpx", "--conf=/dev/null", f"--workers={workers}", f"-f127.0.0.1,{port}",
                  f"-b127.0.0.1,{up_port}", "--no-ocsp", "--tls-min-proto-version=TLSv1.3",
                  "--backend-keep-alive-timeout=300s", "--frontend-http2-read-timeout=300s",
                  "--frontend-keep-alive-timeout=300s", "--frontend-read-timeout=300s",
@@ -339,7 +344,7 @@ def proxy_config(system, d, port, up_port, cert, key, pem, extra=(), pushgate=PU
                  f"--pid-file={d}/nghttpx.pid", key, cert], None)
     if system == "h2o":
         user = "user: root\n" if os.geteuid() == 0 else ""
-        conf = write(os.path.join(d, "h2o.conf"), f"""{user}num-threads: 1
+        conf = write(os.path.join(d, "h2o.conf"), f"""{user}num-threads: {workers}
 max-connections: 16384
 pid-file: {d}/h2o.pid
 error-log: {d}/error.log
@@ -364,7 +369,7 @@ hosts:
         return ["h2o", "-c", conf], None
     if system == "haproxy":
         conf = write(os.path.join(d, "haproxy.cfg"), f"""global
-    nbthread 1
+    nbthread {workers}
     maxconn 8000
     ssl-default-bind-options ssl-min-ver TLSv1.3
 defaults
@@ -382,7 +387,7 @@ backend be
 """)
         return ["haproxy", "-db", "-f", conf], None
     if system == "nginx":
-        conf = write(os.path.join(d, "nginx.conf"), nginx_common(d) + f"""http {{
+        conf = write(os.path.join(d, "nginx.conf"), nginx_common(d, workers) + f"""http {{
 {nginx_http_common(d)}    http2_push_preload on;
     upstream up {{
         server {up};

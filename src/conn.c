@@ -12,6 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Every idle connection pays its size class: above 768 bytes mimalloc's next is 896. */
+_Static_assert(sizeof(struct pg_conn) <= 768, "struct pg_conn outgrew its allocation class");
+
 /* Bytes read per readiness event before other connections get their turn. */
 #define READ_BUDGET (64 * 1024)
 /* Times one flush refills an output the socket took at once before yielding to the loop. */

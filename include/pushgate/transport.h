@@ -28,8 +28,8 @@ enum pg_io {
 
 /* Its address is OpenSSL's write BIO's data: a transport does not move once initialised. */
 struct pg_transport {
+    SSL *ssl; /* NULL: cleartext */
     evutil_socket_t fd;
-    SSL *ssl;  /* NULL: cleartext */
     bool more; /* TLS: the record being written is not the flush's last (MSG_MORE) */
 };
 

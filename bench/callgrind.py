@@ -81,36 +81,12 @@ def load(port, n):
         raise RuntimeError("load failed:\n" + p.stdout[-2000:])
 
 
-def split_by_object(dump):
-    """Exclusive instructions per object, read from callgrind's profile itself: a cost line
-    after `calls=` is the callee's inclusive cost and is not the caller's own."""
-    names, objects = {}, collections.Counter()
-    current, skip_next = "?", False
-    with open(dump) as f:
-        for line in f:
-            if line.startswith(("ob=", "cob=")):
-                m = re.match(r"c?ob=(?:\((\d+)\))?\s*(.*)", line.rstrip("\n"))
-                if m.group(2):
-                    names[m.group(1)] = os.path.basename(m.group(2))
-                if line.startswith("ob="):
-                    current = names.get(m.group(1), os.path.basename(m.group(2) or "?"))
-            elif line.startswith("calls="):
-                skip_next = True
-            elif line[:1].isdigit() or line[:1] in "+-*":
-                if skip_next:
-                    skip_next = False
-                    continue
-                fields = line.split()
-                if len(fields) >= 2:
-                    objects[current] += int(fields[-1])
-    return sum(objects.values()), objects
-
-
-def libcurl_share(dump):
-    """Instructions in calls into libcurl from outside it, less those in the calls libcurl
-    makes back into the proxy's own binary (inclusive costs, from callgrind's call lines)."""
-    names, total_in, total_back = {}, 0, 0
-    current, callee, pending = "?", None, False
+def cost_lines(dump):
+    """(object, callee object or None, instructions) for every cost line of a callgrind
+    profile: callee None for the object's own (exclusive) cost, else the inclusive cost of a
+    call, which is the callee's and not the caller's own."""
+    names = {}
+    current, callee, call = "?", None, False
     with open(dump) as f:
         for line in f:
             if line.startswith(("ob=", "cob=")):
@@ -125,18 +101,38 @@ def libcurl_share(dump):
             elif line.startswith("fn="):
                 callee = None
             elif line.startswith("calls="):
-                pending = True
-            elif pending and (line[:1].isdigit() or line[:1] in "+-*"):
-                pending = False
+                call = True
+            elif line[:1].isdigit() or line[:1] in "+-*":
                 fields = line.split()
                 cost = int(fields[-1]) if len(fields) >= 2 else 0
-                target = callee or current
-                if target.startswith("libcurl") and not current.startswith("libcurl"):
-                    total_in += cost
-                elif current.startswith("libcurl") and target == "pushgate":
-                    total_back += cost
-                callee = None
-    return total_in - total_back
+                if call:
+                    yield current, callee or current, cost
+                    call, callee = False, None
+                else:
+                    yield current, None, cost
+
+
+def split_by_object(dump):
+    """Exclusive instructions per object."""
+    objects = collections.Counter()
+    for obj, callee, cost in cost_lines(dump):
+        if callee is None:
+            objects[obj] += cost
+    return sum(objects.values()), objects
+
+
+def libcurl_share(dump):
+    """Instructions in calls into libcurl from outside it, less those in the calls libcurl
+    makes back into the proxy's own binary (its callbacks)."""
+    share = 0
+    for obj, callee, cost in cost_lines(dump):
+        if callee is None:
+            continue
+        if callee.startswith("libcurl") and not obj.startswith("libcurl"):
+            share += cost
+        elif obj.startswith("libcurl") and callee == "pushgate":
+            share -= cost
+    return share
 
 
 def callgrind(system, pushgate, up_port, n, d):

@@ -1,5 +1,6 @@
 #include "pushgate/conn.h"
 #include "pushgate/common.h"
+#include "pushgate/lazy_timer.h"
 #include "pushgate/log.h"
 
 #include <arpa/inet.h>
@@ -92,17 +93,13 @@ static void update_idle_timer(struct pg_conn *conn)
         event_del(&conn->timer_ev);
         conn->idle_since_ms = 0;
     }
-    /* The timer is not moved at every change (a heap update for each keep-alive request):
-     * busy, it lapses; idle again, one still pending fires early and on_timer sets it again
-     * for what is left. */
+    /* Busy, the timer lapses (lazy_timer.h: not moved per keep-alive request). */
     bool idle = conn->proto->idle(conn->session);
-    if (!idle) {
+    if (!idle)
         conn->idle_since_ms = 0;
-    } else if (!conn->idle_since_ms) {
-        conn->idle_since_ms = pg_now_ms();
-        if (!evtimer_pending(&conn->timer_ev, NULL))
-            arm_timer(conn, conn->owner->cfg->idle_timeout_ms);
-    }
+    else if (!conn->idle_since_ms)
+        pg_lazy_timer_start(&conn->timer_ev, &conn->idle_since_ms,
+                            conn->owner->cfg->idle_timeout_ms);
 }
 
 /* Reading stops while the client does not take what it asked for, and while the protocol
@@ -216,14 +213,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         pg_conn_free(conn);
         return;
     }
-    if (!conn->idle_since_ms)
-        return; /* busy since the timer was set; it is set again when idle */
-    uint64_t idle_ms = pg_now_ms() - conn->idle_since_ms;
-    unsigned limit_ms = conn->owner->cfg->idle_timeout_ms;
-    if (idle_ms < limit_ms) {
-        arm_timer(conn, (unsigned)(limit_ms - idle_ms));
-        return;
-    }
+    if (!conn->idle_since_ms ||
+        !pg_lazy_timer_due(&conn->timer_ev, conn->idle_since_ms, conn->owner->cfg->idle_timeout_ms))
+        return; /* busy since the timer was set (set again when idle), or idle for less */
     pg_log_debug("client %s: idle timeout", conn->client_addr);
     shutdown_idle(conn); /* HTTP/2: GOAWAY(NO_ERROR); closes once it is written */
 }

@@ -38,6 +38,8 @@ static char *put(char *p, const char *s, size_t n)
     return p + n;
 }
 
+#define PUT_LITERAL(p, lit) put(p, lit, sizeof(lit) - 1)
+
 /* A response head: the status line, fields[count], extra[extra_count], then the fixed lines of
  * tail (with the blank line). Written into one reserved piece of out: an evbuffer_add per name,
  * separator and value cost more than copying the bytes. */
@@ -58,21 +60,19 @@ static int add_head(struct evbuffer *out, const struct head_lines *h)
         len += h->fields[i].name_len + 2 + h->fields[i].value_len + 2;
     for (size_t i = 0; i < h->extra_count; i++)
         len += h->extra[i].name_len + 2 + h->extra[i].value_len + 2;
+    char digits[3];
+    if (!pg_status_digits(h->status, digits))
+        return PG_ERR_INVALID;
     struct evbuffer_iovec vec;
-    if (h->status < 100 || h->status > 999 ||
-        evbuffer_reserve_space(out, (ev_ssize_t)len, &vec, 1) != 1 || vec.iov_len < len)
+    if (evbuffer_reserve_space(out, (ev_ssize_t)len, &vec, 1) != 1 || vec.iov_len < len)
         return PG_ERR_NOMEM;
-    char *p = put(vec.iov_base, "HTTP/1.1 ", 9);
-    *p++ = (char)('0' + h->status / 100);
-    *p++ = (char)('0' + h->status / 10 % 10);
-    *p++ = (char)('0' + h->status % 10);
-    *p++ = ' ';
-    p = put(put(p, reason, reason_len), "\r\n", 2);
+    char *p = put(PUT_LITERAL((char *)vec.iov_base, "HTTP/1.1 "), digits, 3);
+    p = PUT_LITERAL(put(PUT_LITERAL(p, " "), reason, reason_len), "\r\n");
     for (size_t k = 0; k < 2; k++) {
         const struct pg_header *f = k ? h->extra : h->fields;
         for (size_t i = 0, n = k ? h->extra_count : h->count; i < n; i++) {
-            p = put(put(p, f[i].name, f[i].name_len), ": ", 2);
-            p = put(put(p, f[i].value, f[i].value_len), "\r\n", 2);
+            p = PUT_LITERAL(put(p, f[i].name, f[i].name_len), ": ");
+            p = PUT_LITERAL(put(p, f[i].value, f[i].value_len), "\r\n");
         }
     }
     put(p, h->tail, h->tail_len);
@@ -222,17 +222,17 @@ static int submit_head(struct pg_request *req, const struct pg_response *resp)
         st->framing = H1_FRAME_CLOSE; /* HTTP/1.0 knows no chunks: the close ends the body */
     if (st->framing == H1_FRAME_CLOSE || h1->state != H1_OPEN)
         st->keep_alive = false; /* the last response of this connection says so */
-    char tail[64];
-    size_t tail_len = 0;
+    char tail[64], *t = tail;
     if (st->framing == H1_FRAME_CHUNKED)
-        tail_len = (size_t)(put(tail, "Transfer-Encoding: chunked\r\n", 28) - tail);
+        t = PUT_LITERAL(t, "Transfer-Encoding: chunked\r\n");
     if (!st->keep_alive)
-        tail_len = (size_t)(put(tail + tail_len, "Connection: close\r\n", 19) - tail);
+        t = PUT_LITERAL(t, "Connection: close\r\n");
     else if (st->http_minor == 0)
-        tail_len = (size_t)(put(tail + tail_len, "Connection: keep-alive\r\n", 24) - tail);
-    tail_len = (size_t)(put(tail + tail_len, "\r\n", 2) - tail);
-    int rv = add_head(out, &(struct head_lines){resp->status, resp->fields, resp->extra,
-                                                resp->count, resp->extra_count, tail, tail_len});
+        t = PUT_LITERAL(t, "Connection: keep-alive\r\n");
+    t = PUT_LITERAL(t, "\r\n");
+    int rv =
+        add_head(out, &(struct head_lines){resp->status, resp->fields, resp->extra, resp->count,
+                                           resp->extra_count, tail, (size_t)(t - tail)});
     if (rv != PG_OK)
         return rv;
     st->output = st->framing == H1_FRAME_NONE ? H1_OUT_DONE : H1_OUT_BODY;

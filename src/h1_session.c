@@ -3,6 +3,7 @@
  * in order, and the protocol table the connection calls. */
 #include "h1_internal.h"
 #include "pushgate/common.h"
+#include "pushgate/lazy_timer.h"
 #include "pushgate/log.h"
 
 #include <event2/buffer.h>
@@ -80,14 +81,9 @@ static int on_message_begin(http_parser *p)
         return refuse(h1, 503);
     h1->parsing = st;
     st->last_piece = PIECE_TARGET;
-    /* A head that does not complete within --request-timeout ends the connection. The timer
-     * is not moved per request (a heap update each time): one still pending from an earlier
-     * head fires early and is set again for what is left (on_head_timeout). */
-    h1->head_started_ms = pg_now_ms();
-    if (!evtimer_pending(h1->head_timer, NULL)) {
-        struct timeval tv = pg_timeval_ms(h1->env->proxy.cfg->request_timeout_ms);
-        evtimer_add(h1->head_timer, &tv);
-    }
+    /* A head that does not complete within --request-timeout ends the connection. */
+    pg_lazy_timer_start(h1->head_timer, &h1->head_started_ms,
+                        h1->env->proxy.cfg->request_timeout_ms);
     return 0;
 }
 
@@ -325,7 +321,7 @@ static int on_headers_complete(http_parser *p)
 {
     struct pg_h1 *h1 = h1_of(p);
     struct h1_stream *st = h1->parsing;
-    h1->head_started_ms = 0; /* the pending timer, if any, lapses */
+    h1->head_started_ms = 0;                  /* the pending timer, if any, lapses */
     if (add_piece(st, "", 0, false) != PG_OK) /* ends a trailing name without value */
         return refuse(h1, 503);
     int status = 0;
@@ -470,15 +466,9 @@ static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct pg_h1 *h1 = arg;
-    if (!h1->head_started_ms)
-        return; /* no head is being read: nothing to time */
-    uint64_t took_ms = pg_now_ms() - h1->head_started_ms;
-    unsigned limit_ms = h1->env->proxy.cfg->request_timeout_ms;
-    if (took_ms < limit_ms) { /* set for an earlier head */
-        struct timeval tv = pg_timeval_ms((unsigned)(limit_ms - took_ms));
-        evtimer_add(h1->head_timer, &tv);
-        return;
-    }
+    if (!h1->head_started_ms || !pg_lazy_timer_due(h1->head_timer, h1->head_started_ms,
+                                                   h1->env->proxy.cfg->request_timeout_ms))
+        return; /* no head is being read, or this one began later than the timer was set */
     pg_log_debug("client %s: request head incomplete after the request timeout",
                  h1->env->proxy.client_addr);
     fail_request(h1, 408);

@@ -133,16 +133,12 @@ static int submit_nv(struct h2_stream *st, int status, const struct pg_header *f
                      const nghttp2_data_provider *body)
 {
     nghttp2_nv nva[1 + 256 + 2];
-    char status_text[4];
+    char status_text[3];
     size_t n = 0;
     if (count > 256 || extra_count > 2)
         return PG_ERR_TOO_LONG;
-    if (status < 100 || status > 999)
+    if (!pg_status_digits(status, status_text))
         return PG_ERR_INVALID;
-    status_text[0] = (char)('0' + status / 100); /* three digits: no snprintf per response */
-    status_text[1] = (char)('0' + status / 10 % 10);
-    status_text[2] = (char)('0' + status % 10);
-    status_text[3] = '\0';
     nva[n++] = H2_NV(":status", 7, status_text, 3);
     for (size_t i = 0; i < count; i++)
         nva[n++] = H2_NV(fields[i].name, fields[i].name_len, fields[i].value, fields[i].value_len);

@@ -77,22 +77,29 @@ bool pg_headers_is_hop_by_hop(const char *name, size_t len)
 }
 
 /* Bytes that could end or split an HTTP/1.1 header line. */
-static bool word_has_byte(uint64_t w, uint64_t byte_times_ones)
+/* Eight bytes at a time (field checks): whether a word holds a byte below n (n <= 0x80), or
+ * the byte b. */
+#define WORD_ONES 0x0101010101010101u
+#define WORD_HIGHS 0x8080808080808080u
+
+static bool word_has_below(uint64_t w, unsigned char n)
 {
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-    uint64_t x = w ^ byte_times_ones;
-    return ((x - ones) & ~x & highs) != 0;
+    return ((w - n * WORD_ONES) & ~w & WORD_HIGHS) != 0;
 }
 
-/* Eight bytes at a time: every request field is checked, and nearly none has one. */
+static bool word_has_byte(uint64_t w, unsigned char b)
+{
+    return word_has_below(w ^ (b * WORD_ONES), 1);
+}
+
+/* Every request field is checked, and nearly none has one. */
 static bool has_line_breaker(const char *s, size_t len)
 {
-    const uint64_t ones = 0x0101010101010101u;
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
         uint64_t w;
         memcpy(&w, s + i, sizeof(w));
-        if (word_has_byte(w, 0) || word_has_byte(w, '\r' * ones) || word_has_byte(w, '\n' * ones))
+        if (word_has_byte(w, 0) || word_has_byte(w, '\r') || word_has_byte(w, '\n'))
             return true;
     }
     for (; i < len; i++)
@@ -240,22 +247,8 @@ int pg_headers_build_upstream(const struct pg_request_info *req, struct pg_lines
     return pg_lines_add(out, "Expect", 6, ":", "", 0);
 }
 
-/* RFC 9110 tchar, as a table: every byte of every upstream field name is tested. */
-static const bool tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
-    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
-    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
-    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
-    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
-    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
-    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
-    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
-    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
-/* tchar lower-cased, 0 for any other byte: a field name is checked and lower-cased in one
- * lookup per byte. */
+/* RFC 9110 tchar, lower-cased; 0 for any other byte: a field name is checked and lower-cased
+ * in one lookup per byte. */
 static const unsigned char name_byte[256] = {
     ['!'] = '!', ['#'] = '#', ['$'] = '$', ['%'] = '%', ['&'] = '&', ['\''] = '\'', ['*'] = '*',
     ['+'] = '+', ['-'] = '-', ['.'] = '.', ['^'] = '^', ['_'] = '_', ['`'] = '`',   ['|'] = '|',
@@ -272,13 +265,13 @@ static const unsigned char name_byte[256] = {
 
 bool pg_headers_is_tchar(unsigned char c)
 {
-    return tchar[c];
+    return name_byte[c] != 0;
 }
 
 bool pg_headers_is_token(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (!tchar[(unsigned char)s[i]])
+        if (!name_byte[(unsigned char)s[i]])
             return false;
     return len > 0;
 }
@@ -295,14 +288,11 @@ static const bool value_forbidden[256] = {
  * a forbidden byte sends the rest through the table). */
 bool pg_headers_value_ok(const char *s, size_t len)
 {
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
         uint64_t w;
         memcpy(&w, s + i, sizeof(w));
-        uint64_t below_space = (w - 0x20 * ones) & ~w & highs;
-        uint64_t del = w ^ (0x7f * ones);
-        if (below_space | ((del - ones) & ~del & highs))
+        if (word_has_below(w, 0x20) || word_has_byte(w, 0x7f))
             break;
     }
     for (; i < len; i++)
@@ -352,20 +342,24 @@ static bool parse_field_line(char *line, size_t len, struct pg_header *h)
     return true;
 }
 
+/* The next element of a comma-separated list at *p (before end), whitespace aside: its start
+ * and length (0 once the list is over); *p moves past it. */
+static size_t next_list_token(const char **p, const char *end, const char **start)
+{
+    while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
+        (*p)++;
+    *start = *p;
+    while (*p < end && **p != ',' && **p != ' ' && **p != '\t')
+        (*p)++;
+    return (size_t)(*p - *start);
+}
+
 bool pg_headers_list_has(const char *value, size_t len, const char *token, size_t token_len)
 {
-    const char *p = value;
-    const char *end = p + len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *start = p;
-        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-            p++;
-        if (p > start && (size_t)(p - start) == token_len &&
-            strncasecmp(start, token, token_len) == 0)
+    const char *p = value, *end = value + len, *start;
+    for (size_t n; (n = next_list_token(&p, end, &start)) > 0;)
+        if (n == token_len && strncasecmp(start, token, token_len) == 0)
             return true;
-    }
     return false;
 }
 
@@ -410,19 +404,12 @@ struct connection_tokens {
 
 static void add_connection_tokens(struct connection_tokens *tokens, const struct pg_header *c)
 {
-    const char *p = c->value, *end = c->value + c->value_len;
-    while (p < end && !tokens->overflow) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *start = p;
-        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-            p++;
-        if (p == start)
-            continue;
+    const char *p = c->value, *end = c->value + c->value_len, *start;
+    for (size_t n; !tokens->overflow && (n = next_list_token(&p, end, &start)) > 0;) {
         if (tokens->count == CONNECTION_TOKENS)
             tokens->overflow = true;
         else
-            tokens->at[tokens->count++] = (struct pg_header){start, (size_t)(p - start), NULL, 0};
+            tokens->at[tokens->count++] = (struct pg_header){start, n, NULL, 0};
     }
 }
 

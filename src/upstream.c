@@ -1,4 +1,5 @@
 #include "pushgate/upstream.h"
+#include "pushgate/lazy_timer.h"
 #include "pushgate/common.h"
 #include "pushgate/log.h"
 
@@ -74,7 +75,7 @@ struct pg_exchange {
     struct curl_slist *header_list;
     const struct pg_exchange_handler *handler; /* NULL once detached */
     void *ud;
-    struct event timeout; /* --upstream-timeout, paused with the client; see arm_timeout */
+    struct event timeout; /* --upstream-timeout (lazy_timer.h), paused with the client */
     uint64_t alive_at_ms; /* the exchange's last sign of life (pg_now_ms) */
     char *head;           /* response head being collected */
     size_t head_len;
@@ -90,17 +91,10 @@ struct pg_exchange {
 
 static void check_done(struct upstream_shard *shard);
 
-/* --upstream-timeout counts from the last sign of life (a header line, a body piece), and
- * moving a libevent timer costs a heap update every time. So the timer keeps its expiry while
- * it is pending, and when it fires before the exchange was idle that long, it is set again for
- * what is left (on_timeout). */
+/* --upstream-timeout counts from the last sign of life (a header line, a body piece). */
 static void arm_timeout(struct pg_exchange *ex)
 {
-    ex->alive_at_ms = pg_now_ms();
-    if (!evtimer_pending(&ex->timeout, NULL)) {
-        struct timeval tv = pg_timeval_ms(ex->up->cfg->upstream_timeout_ms);
-        evtimer_add(&ex->timeout, &tv);
-    }
+    pg_lazy_timer_start(&ex->timeout, &ex->alive_at_ms, ex->up->cfg->upstream_timeout_ms);
 }
 
 /* libcurl 7.88 asks poll(2) about a socket it is about to use even when our event loop knows
@@ -426,13 +420,9 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct pg_exchange *ex = arg;
-    uint64_t idle_ms = pg_now_ms() - ex->alive_at_ms;
     unsigned limit_ms = ex->up->cfg->upstream_timeout_ms;
-    if (idle_ms < limit_ms) {
-        struct timeval tv = pg_timeval_ms((unsigned)(limit_ms - idle_ms));
-        evtimer_add(&ex->timeout, &tv);
+    if (!pg_lazy_timer_due(&ex->timeout, ex->alive_at_ms, limit_ms))
         return;
-    }
     pg_log_debug("upstream timeout after %ums", limit_ms);
     finish(ex, PG_EXCHANGE_TIMEOUT);
 }

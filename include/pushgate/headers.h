@@ -25,6 +25,18 @@ static inline bool pg_header_value_is(struct pg_header h, const char *lit)
     return h.value_len == n && memcmp(h.value, lit, n) == 0;
 }
 
+/* The three digits of a status code (100-999) into out[0..2], without printf (once per
+ * response); false for any other number. */
+static inline bool pg_status_digits(int status, char *out)
+{
+    if (status < 100 || status > 999)
+        return false;
+    out[0] = (char)('0' + status / 100);
+    out[1] = (char)('0' + status / 10 % 10);
+    out[2] = (char)('0' + status % 10);
+    return true;
+}
+
 /* The (lower-case) name is exactly lit. */
 static inline bool pg_header_name_is(const struct pg_header *h, const char *lit)
 {

@@ -144,23 +144,29 @@ class AgainstNginx(unittest.TestCase):
             conns = len(ss.stdout.decode().splitlines()) - 1
             self.assertLessEqual(conns, 40, "upstream connections are pooled, not per request")
 
-    def client_writes(self, pg, load):
-        """The write-family calls pushgate made on its client sockets while load() ran, as
-        strace lines (-yy names each socket's addresses: the client side's local port is
-        pushgate's; the upstream's sends are left out)."""
+    def strace_during(self, pg, options, load):
+        """Runs load() with `strace -f OPTIONS` attached to every pushgate thread; returns the
+        path of strace's output."""
         require_tool(self, "strace", "strace")
         if run(["strace", "-f", "-o", os.devnull, "true"]).returncode != 0:
             self.skipTest("this environment does not allow ptrace")
-        out = os.path.join(self.root, "writes.txt")
-        tracer = subprocess.Popen(["strace", "-f", "-yy", "-qq", "-e", "signal=none", "-e",
-                                   "trace=write,writev,send,sendto,sendmsg", "-o", out,
-                                   "-p", str(pg.proc.pid)], stderr=subprocess.DEVNULL)
+        out = os.path.join(self.root, "strace.txt")
+        tracer = subprocess.Popen(["strace", "-f", *options, "-o", out, "-p", str(pg.proc.pid)],
+                                  stderr=subprocess.DEVNULL)
         try:
             wait_until(lambda: all_traced(pg.proc.pid), "strace attached to every thread")
             load()
         finally:
             tracer.send_signal(2)
             tracer.wait(timeout=30)
+        return out
+
+    def client_writes(self, pg, load):
+        """The write-family calls pushgate made on its client sockets while load() ran, as
+        strace lines (-yy names each socket's addresses: the client side's local port is
+        pushgate's; the upstream's sends are left out)."""
+        out = self.strace_during(pg, ["-yy", "-qq", "-e", "signal=none", "-e",
+                                      "trace=write,writev,send,sendto,sendmsg"], load)
         local = f"127.0.0.1:{pg.port}->"
         with open(out, errors="replace") as f:
             return [line for line in f if local in line.split(",", 1)[0]]
@@ -202,27 +208,14 @@ class AgainstNginx(unittest.TestCase):
                                f"{more} of {len(writes)} writes had MSG_MORE")
 
     def syscalls_during(self, pg, load, names):
-        """Runs load() with strace counting the named syscalls of every pushgate thread;
-        returns {name: calls}."""
-        out = os.path.join(self.root, "strace.txt")
-        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", out, "-e",
-                                   "trace=" + ",".join(names), "-p", str(pg.proc.pid)],
-                                  stderr=subprocess.DEVNULL)
-        try:
-            wait_until(lambda: all_traced(pg.proc.pid), "strace attached to every thread")
-            load()
-        finally:
-            tracer.send_signal(2)
-            tracer.wait(timeout=30)
-        return strace_counts(out)
+        """{name: calls} of the named syscalls of every pushgate thread while load() ran."""
+        return strace_counts(self.strace_during(pg, ["-c", "-e", "trace=" + ",".join(names)],
+                                                load))
 
     def test_steady_state_requests_register_no_events(self):
         # The client side writes in the flush that made the response (no EPOLLOUT round trip),
         # and an upstream connection back in libcurl's pool keeps its read event, so a request
         # on warm connections costs no epoll_ctl at all, and libcurl's polls are answered.
-        require_tool(self, "strace", "strace")
-        if run(["strace", "-f", "-o", os.devnull, "true"]).returncode != 0:
-            self.skipTest("this environment does not allow ptrace")
         with Pushgate(self.nginx.url, tls=(self.cert, self.key)) as pg:
             url = pg.url("/small.txt", "https")
             warm = run(["h2load", "-n", "200", "-c", "4", "-m", "4", url])  # pools filled

@@ -42,6 +42,8 @@ struct pg_upstream {
     struct upstream_shard shards[UPSTREAM_SHARDS];
     size_t shard_count;                /* min(UPSTREAM_SHARDS, --upstream-max-connections) */
     TAILQ_HEAD(, pg_exchange) running; /* every live exchange, for shutdown */
+    TAILQ_HEAD(, pg_exchange) timed;   /* those --upstream-timeout counts for, oldest first */
+    struct event timeout_ev;           /* pending while timed is not empty (arm_timeout) */
     CURL *easy_pool[EASY_POOL_MAX];    /* idle handles, shared options kept (release_easy) */
     size_t easy_pool_len;
     CURLU *origin;                 /* the upstream URL, parsed once (CURLOPT_CURLU) */
@@ -75,8 +77,7 @@ struct pg_exchange {
     struct curl_slist *header_list;
     const struct pg_exchange_handler *handler; /* NULL once detached */
     void *ud;
-    struct event timeout; /* --upstream-timeout (lazy_timer.h), paused with the client */
-    uint64_t alive_at_ms; /* the exchange's last sign of life (pg_now_ms) */
+    uint64_t alive_at_ms; /* its last sign of life (pg_now_ms); 0 while not timed (paused) */
     char *head;           /* response head being collected */
     size_t head_len;
     size_t head_cap;
@@ -87,14 +88,37 @@ struct pg_exchange {
     bool recv_paused;
     bool send_paused;
     TAILQ_ENTRY(pg_exchange) link;
+    TAILQ_ENTRY(pg_exchange) timed_link; /* in up->timed while alive_at_ms is set */
 };
 
 static void check_done(struct upstream_shard *shard);
+static void on_timeout(evutil_socket_t fd, short what, void *arg);
 
-/* --upstream-timeout counts from the last sign of life (a header line, a body piece). */
+/* --upstream-timeout counts from the last sign of life (a header line, a body piece). Every
+ * exchange has the same limit, so the order of their last signs of life is the order of their
+ * deadlines: a queue, oldest first, and one timer for its head replace a timer per exchange, and
+ * a sign of life moves the exchange to the back instead of updating libevent's timer heap. The
+ * timer is pending whenever the queue is not empty; it may fire early (its head left), and
+ * then it is set again for the new head (lazy_timer.h). */
 static void arm_timeout(struct pg_exchange *ex)
 {
-    pg_lazy_timer_start(&ex->timeout, &ex->alive_at_ms, ex->up->cfg->upstream_timeout_ms);
+    struct pg_upstream *up = ex->up;
+    bool was_empty = TAILQ_EMPTY(&up->timed);
+    if (ex->alive_at_ms)
+        TAILQ_REMOVE(&up->timed, ex, timed_link);
+    TAILQ_INSERT_TAIL(&up->timed, ex, timed_link);
+    if (was_empty)
+        pg_lazy_timer_start(&up->timeout_ev, &ex->alive_at_ms, up->cfg->upstream_timeout_ms);
+    else
+        ex->alive_at_ms = pg_now_ms();
+}
+
+static void stop_timeout(struct pg_exchange *ex)
+{
+    if (!ex->alive_at_ms)
+        return;
+    TAILQ_REMOVE(&ex->up->timed, ex, timed_link);
+    ex->alive_at_ms = 0;
 }
 
 /* libcurl 7.88 asks poll(2) about a socket it is about to use even when our event loop knows
@@ -306,6 +330,8 @@ struct pg_upstream *pg_upstream_new(struct event_base *base, const struct pg_con
     up->base = base;
     up->cfg = cfg;
     TAILQ_INIT(&up->running);
+    TAILQ_INIT(&up->timed);
+    evtimer_assign(&up->timeout_ev, base, on_timeout, up);
     up->shard_count = cfg->upstream_max_connections < UPSTREAM_SHARDS
                           ? cfg->upstream_max_connections
                           : UPSTREAM_SHARDS;
@@ -350,7 +376,7 @@ static void free_exchange(struct pg_exchange *ex)
     struct pg_upstream *up = ex->up;
     TAILQ_REMOVE(&up->running, ex, link);
     ex->shard->running_count--;
-    evtimer_del(&ex->timeout);
+    stop_timeout(ex);
     curl_multi_remove_handle(ex->shard->multi, ex->easy);
     release_easy(up, ex->easy);
     curl_slist_free_all(ex->header_list);
@@ -364,6 +390,7 @@ void pg_upstream_free(struct pg_upstream *up)
         return;
     while (!TAILQ_EMPTY(&up->running))
         free_exchange(TAILQ_FIRST(&up->running));
+    evtimer_del(&up->timeout_ev);
     for (size_t i = 0; i < up->easy_pool_len; i++)
         curl_easy_cleanup(up->easy_pool[i]);
     for (size_t i = 0; i < up->shard_count; i++) {
@@ -419,12 +446,14 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct pg_exchange *ex = arg;
-    unsigned limit_ms = ex->up->cfg->upstream_timeout_ms;
-    if (!pg_lazy_timer_due(&ex->timeout, ex->alive_at_ms, limit_ms))
-        return;
-    pg_log_debug("upstream timeout after %ums", limit_ms);
-    finish(ex, PG_EXCHANGE_TIMEOUT);
+    struct pg_upstream *up = arg;
+    unsigned limit_ms = up->cfg->upstream_timeout_ms;
+    struct pg_exchange *ex;
+    while ((ex = TAILQ_FIRST(&up->timed)) &&
+           pg_lazy_timer_due(&up->timeout_ev, ex->alive_at_ms, limit_ms)) {
+        pg_log_debug("upstream timeout after %ums", limit_ms);
+        finish(ex, PG_EXCHANGE_TIMEOUT); /* takes it off the queue */
+    }
 }
 
 /* A complete head block (1xx or final) was collected. Returns false to abort. */
@@ -497,7 +526,7 @@ static size_t on_body_bytes(char *data, size_t size, size_t count, void *userp)
         return 0; /* libcurl ends the transfer (CURLE_WRITE_ERROR): broken */
     if (verdict == PG_BODY_LATER) {
         ex->recv_paused = true;
-        evtimer_del(&ex->timeout); /* a slow client is not the upstream's fault */
+        stop_timeout(ex); /* a slow client is not the upstream's fault */
         return CURL_WRITEFUNC_PAUSE;
     }
     arm_timeout(ex);
@@ -609,7 +638,6 @@ struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_ex
     if (!ex->header_list || !ex->easy)
         goto fail;
     set_request_options(ex, req);
-    evtimer_assign(&ex->timeout, up->base, on_timeout, ex);
     ex->shard = pick_shard(up);
     if (curl_multi_add_handle(ex->shard->multi, ex->easy) != CURLM_OK)
         goto fail;

@@ -292,9 +292,10 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
     unsigned ms = timeout_ms > UINT_MAX ? UINT_MAX : (unsigned)timeout_ms;
     uint64_t at = pg_now_ms() + ms;
     /* A pending timer that fires no later is kept: firing early costs libcurl one look at its
-     * expiries, after which it sets the timer again; moving it costs a heap update per call,
-     * and libcurl asks for its 5 s expiry again on every request. */
-    if (ms > 0 && evtimer_pending(&shard->timer, NULL) && shard->timer_at_ms <= at)
+     * expiries, after which it sets the timer again (a timeout run makes it forget what it
+     * last asked for); moving it costs a heap update per call, and libcurl asks for its 5 s
+     * expiry again on every request, and for "now" on every handle added in one batch. */
+    if (evtimer_pending(&shard->timer, NULL) && shard->timer_at_ms <= at)
         return 0;
     struct timeval tv = pg_timeval_ms(ms);
     evtimer_add(&shard->timer, &tv);

@@ -50,9 +50,13 @@ void pg_conn_free(struct pg_conn *conn)
     free(conn);
 }
 
+/* A request wakes its connection several times before the flush runs (its head, body, end). */
 static void wake(void *arg)
 {
     struct pg_conn *conn = arg;
+    if (conn->flush_asked)
+        return;
+    conn->flush_asked = true;
     event_active(&conn->flush_ev, EV_WRITE, 0);
 }
 
@@ -224,7 +228,9 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    flush_or_close(arg);
+    struct pg_conn *conn = arg;
+    conn->flush_asked = false;
+    flush_or_close(conn);
 }
 
 /* Starts the chosen protocol. Returns false when conn was freed. */

@@ -60,6 +60,7 @@ struct pg_conn {
     enum pg_conn_state state;
     bool draining;                   /* pg_conn_drain was called (maybe before the protocol) */
     bool read_wants_write;           /* TLS: a read stopped until the socket takes bytes */
+    bool flush_asked;                /* flush_ev is active: a wake needs no second activation */
     const struct pg_protocol *proto; /* NULL until chosen */
     void *session;                   /* proto's */
     struct pg_conn_env env;          /* what the session borrows */

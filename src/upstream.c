@@ -74,7 +74,7 @@ struct pg_exchange {
     struct pg_upstream *up;
     struct upstream_shard *shard;
     CURL *easy;
-    struct curl_slist *header_list;
+    struct curl_slist *header_list;            /* make_header_list's, one allocation */
     const struct pg_exchange_handler *handler; /* NULL once detached */
     void *ud;
     uint64_t alive_at_ms; /* its last sign of life (pg_now_ms); 0 while not timed (paused) */
@@ -380,7 +380,7 @@ static void free_exchange(struct pg_exchange *ex)
     stop_timeout(ex);
     curl_multi_remove_handle(ex->shard->multi, ex->easy);
     release_easy(up, ex->easy);
-    curl_slist_free_all(ex->header_list);
+    free(ex->header_list);
     free(ex->head);
     free(ex);
 }
@@ -574,25 +574,30 @@ static CURL *take_easy(struct pg_upstream *up)
     return h;
 }
 
+/* libcurl only reads CURLOPT_HTTPHEADER's list (struct curl_slist is public): one allocation
+ * holds the nodes and a copy of the lines, where curl_slist_append makes two per line (a node
+ * and a copy of its text). Without lines the list is one empty line, which libcurl skips as it
+ * skips any line without a colon. Returns NULL when out of memory; free() frees it all. */
 static struct curl_slist *make_header_list(const struct pg_lines *lines, bool chunked)
 {
-    struct curl_slist *list = NULL;
-    for (size_t off = 0; off < lines->len; off += strlen(lines->data + off) + 1) {
-        struct curl_slist *next = curl_slist_append(list, lines->data + off);
-        if (!next)
-            goto fail;
-        list = next;
-    }
-    if (chunked) {
-        struct curl_slist *next = curl_slist_append(list, "Transfer-Encoding: chunked");
-        if (!next)
-            goto fail;
-        list = next;
-    }
-    return list;
-fail:
-    curl_slist_free_all(list);
-    return NULL;
+    static char chunked_line[] = "Transfer-Encoding: chunked", no_line[] = "";
+    size_t count = lines->count + (chunked ? 1 : 0);
+    size_t node_count = count ? count : 1;
+    struct curl_slist *nodes = malloc(node_count * sizeof(*nodes) + lines->len);
+    if (!nodes)
+        return NULL;
+    char *text = (char *)(nodes + node_count);
+    if (lines->len)
+        memcpy(text, lines->data, lines->len);
+    size_t i = 0;
+    for (size_t off = 0; off < lines->len; off += strlen(text + off) + 1, i++)
+        nodes[i] = (struct curl_slist){text + off, &nodes[i + 1]};
+    if (chunked)
+        nodes[i++] = (struct curl_slist){chunked_line, NULL};
+    if (!count)
+        nodes[i++] = (struct curl_slist){no_line, NULL};
+    nodes[i - 1].next = NULL;
+    return nodes;
 }
 
 static void set_request_options(struct pg_exchange *ex, const struct pg_exchange_request *req)
@@ -649,7 +654,7 @@ struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_ex
 fail:
     if (ex->easy)
         release_easy(up, ex->easy);
-    curl_slist_free_all(ex->header_list);
+    free(ex->header_list);
     free(ex);
     return NULL;
 }

@@ -3,10 +3,12 @@
 #include "pushgate/common.h"
 #include "pushgate/log.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
@@ -47,6 +49,7 @@ struct pg_upstream {
     CURL *easy_pool[EASY_POOL_MAX];    /* idle handles, shared options kept (release_easy) */
     size_t easy_pool_len;
     CURLU *origin;                 /* the upstream URL, parsed once (CURLOPT_CURLU) */
+    bool origin_is_address;        /* its host is an IP address: nothing to look up, ever */
     struct socket_watch **watches; /* by descriptor: every upstream socket we have an event for */
     size_t watches_len;
 };
@@ -323,6 +326,23 @@ static bool init_shard(struct pg_upstream *up, size_t i)
     return true;
 }
 
+/* Whether the URL's host is an IPv4 or (bracketed) IPv6 address. */
+static bool host_is_address(CURLU *url)
+{
+    char *host = NULL;
+    if (curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        return false;
+    unsigned char addr[sizeof(struct in6_addr)];
+    size_t len = strlen(host);
+    bool v6 = len > 2 && host[0] == '[' && host[len - 1] == ']';
+    if (v6)
+        host[len - 1] = '\0';
+    bool is_address =
+        v6 ? inet_pton(AF_INET6, host + 1, addr) == 1 : inet_pton(AF_INET, host, addr) == 1;
+    curl_free(host);
+    return is_address;
+}
+
 struct pg_upstream *pg_upstream_new(struct event_base *base, const struct pg_config *cfg)
 {
     struct pg_upstream *up = calloc(1, sizeof(*up));
@@ -343,6 +363,7 @@ struct pg_upstream *pg_upstream_new(struct event_base *base, const struct pg_con
     if (!up->origin ||
         curl_url_set(up->origin, CURLUPART_URL, cfg->upstream_origin, 0) != CURLUE_OK)
         goto fail;
+    up->origin_is_address = host_is_address(up->origin);
     return up;
 fail:
     pg_upstream_free(up);
@@ -553,6 +574,11 @@ static void set_shared_options(struct pg_upstream *up, CURL *h)
     curl_easy_setopt(h, CURLOPT_CURLU, up->origin); /* parsed once, not per request */
     curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the environment never redirects upstream traffic */
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* ...so libcurl need not read no_proxy either */
+    /* libcurl caches an address too, and prunes its cache at the end of every transfer (a walk
+     * of the cache and time(2)): an address never changes, so its entry never expires. A name
+     * keeps libcurl's 60 s, so that its upstream may move. */
+    if (up->origin_is_address)
+        curl_easy_setopt(h, CURLOPT_DNS_CACHE_TIMEOUT, -1L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)up->cfg->upstream_connect_timeout_ms);

@@ -231,6 +231,18 @@ class Exchange(UpstreamTestCase):
 
     # ---- failures ----
 
+    def test_an_upstream_named_by_host_name_is_looked_up(self):
+        # An address upstream keeps libcurl's cache entry forever (upstream.c); a name keeps
+        # libcurl's lookup and its expiry. Both must reach the same upstream.
+        url = self.upstream.url.replace("127.0.0.1", "localhost")
+        self.assertNotEqual(url, self.upstream.url)
+        with Pushgate(url) as pg:
+            rc, ev = h2client("127.0.0.1", pg.port, "/named-a?size=10", "/named-b?size=20")
+            self.assertEqual(rc, 0, ev)
+        closes = sorted(e["bytes"] for e in ev if e["ev"] == "close" and e["error_code"] == 0)
+        self.assertEqual(closes, [10, 20])
+        self.upstream_request("/named-b")
+
     def test_upstream_refused_is_502(self):
         with Pushgate(f"http://127.0.0.1:{free_port()}") as pg:
             rc, ev = h2client("127.0.0.1", pg.port, "/a", "/b")

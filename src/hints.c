@@ -182,8 +182,10 @@ void pg_hints_on_request(struct pg_request *req)
         return;
     const struct pg_learned *learned = lookup_page(req);
     pg_count(&env->counters->learned_lookups[learned ? PG_LOOKUP_HIT : PG_LOOKUP_MISS], 1);
-    if (!learned)
+    if (!learned) {
+        req->learn_absent_mark = pg_learn_mark(env->learn) + 1;
         return;
+    }
     bool push = pg_push_may(req, 200); /* the status is not known yet: assume success */
     bool covered = push && pg_push_targets(req, learned->targets, learned->target_count);
     /* What pushes do not cover (limits, nopush, other origins, preconnect), a 103 still
@@ -254,6 +256,12 @@ static void learn_final(struct pg_request *req, const struct pg_response_head *h
     if (!is_page_request(req))
         return;
     struct pg_learn *table = req->pc->env->learn;
+    /* Most responses name no link for a page never learned: when nothing was staged either and
+     * no entry was added since the request's lookup missed, there is nothing to store, replace
+     * or forget, and the page's key need not be made and hashed again. */
+    if (set->link_count + set->target_count == 0 && !req->learn_stamp &&
+        req->learn_absent_mark == pg_learn_mark(table) + 1)
+        return;
     struct pg_header authority = req->head.authority, path = pg_request_path(req);
     bool success = head->status >= 200 && head->status < 300;
     if (success && may_learn(req, head)) {

@@ -355,6 +355,11 @@ size_t pg_learn_staged_count(const struct pg_learn *t)
     return t->staged_count;
 }
 
+uint64_t pg_learn_mark(const struct pg_learn *t)
+{
+    return t->last_id; /* every added entry takes a new version from it */
+}
+
 size_t pg_learn_count(const struct pg_learn *t)
 {
     return t->count;

@@ -95,6 +95,10 @@ void pg_learn_forget(struct pg_learn *table, const char *authority, size_t autho
 /* True when a and b name the same link: same target bytes, rels and as. */
 bool pg_learn_same_link(const struct pg_learned_link *a, const struct pg_learned_link *b);
 
+/* Changes whenever an entry is added (and at other times too): a page pg_learn_lookup did not
+ * find while the mark was m is still unknown while the mark is m. */
+uint64_t pg_learn_mark(const struct pg_learn *table);
+
 size_t pg_learn_count(const struct pg_learn *table);
 size_t pg_learn_staged_count(const struct pg_learn *table);
 

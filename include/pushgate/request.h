@@ -187,6 +187,7 @@ struct pg_request {
     uint64_t hint_version;      /* the learned entry (pg_learned.version) our 103 came from;
                                  * 0: none */
     uint64_t learn_stamp;       /* the upstream's 103 links are staged under it (0: none) */
+    uint64_t learn_absent_mark; /* pg_learn_mark + 1 when the page's lookup missed (else 0) */
     struct evbuffer *req_body;  /* received body bytes the upstream has not taken */
     struct pg_exchange *ex;     /* set in PG_STAGE_UPSTREAM only */
     struct evbuffer *resp_body; /* response bytes waiting for the client */

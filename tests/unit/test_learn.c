@@ -265,6 +265,24 @@ static void test_hit_update_forget(void)
     pg_learn_free(t);
 }
 
+static void test_mark(void)
+{
+    struct pg_learn *t = pg_learn_new(8, 1000);
+    struct pg_learned l = one_target("/a.css"), empty = {0};
+    uint64_t m = pg_learn_mark(t);
+    CHECK(LOOKUP(t, "h", "/", 0) == NULL && pg_learn_mark(t) == m, "a miss keeps the mark");
+    STORE(t, "h", "/", &empty, 0);
+    CHECK(pg_learn_mark(t) == m, "storing nothing adds nothing");
+    STORE(t, "h", "/", &l, 0);
+    CHECK(pg_learn_mark(t) != m, "an added entry moves the mark");
+    m = pg_learn_mark(t);
+    pg_learn_forget(t, "h", 1, "/", 1);
+    CHECK(LOOKUP(t, "h", "/", 0) == NULL, "forgotten");
+    STORE(t, "h", "/", &l, 0);
+    CHECK(pg_learn_mark(t) != m, "so does adding it again");
+    pg_learn_free(t);
+}
+
 static void test_expiry(void)
 {
     struct pg_learn *t = pg_learn_new(8, 1000);
@@ -435,6 +453,7 @@ int main(void)
     test_staging();
     test_versions();
     test_hit_update_forget();
+    test_mark();
     test_expiry();
     test_lru_bound();
     test_link_caps();

@@ -122,35 +122,47 @@ static bool parse_content_length(const char *s, size_t len, long long *out)
     return true;
 }
 
-/* Fields the request mapping never copies as they are. */
-static bool is_replaced_request_field(const struct pg_header *h)
+/* Fields the request mapping never copies as they are: 0 for any other, else a bit; the
+ * JOINED ones come back joined into one field (add_joined). */
+enum replaced_field {
+    REPLACED = 1,       /* dropped, or rewritten from elsewhere */
+    JOINED_COOKIE = 2,  /* RFC 9113 §8.2.3: crumbs joined with "; " */
+    JOINED_VIA = 4,     /* with ours appended */
+    JOINED_FORWARD = 8, /* x-forwarded-for, with the client's address appended */
+};
+
+static unsigned replaced_request_field(const struct pg_header *h)
 {
     switch (h->name_len) { /* by length first: most fields match none */
     case 3:
-        return NAME_IS(h, "via");
+        return NAME_IS(h, "via") ? JOINED_VIA : 0;
     case 4:
-        return NAME_IS(h, "host");
+        return NAME_IS(h, "host") ? REPLACED : 0;
     case 6:
-        return NAME_IS(h, "expect") || NAME_IS(h, "cookie");
+        return NAME_IS(h, "expect") ? REPLACED : NAME_IS(h, "cookie") ? JOINED_COOKIE : 0;
     case 12:
-        return NAME_IS(h, "x-http2-push");
+        return NAME_IS(h, "x-http2-push") ? REPLACED : 0;
     case 14:
-        return NAME_IS(h, "content-length");
+        return NAME_IS(h, "content-length") ? REPLACED : 0;
     case 15:
-        return NAME_IS(h, "x-forwarded-for");
+        return NAME_IS(h, "x-forwarded-for") ? JOINED_FORWARD : 0;
     case 17:
-        return NAME_IS(h, "x-forwarded-proto");
+        return NAME_IS(h, "x-forwarded-proto") ? REPLACED : 0;
     default:
-        return false;
+        return 0;
     }
 }
 
 /* Joins every field called name with sep, then extra, into one line, written straight into
  * out (skipped when there is none). A separator goes in once something was written. */
-static int add_joined(struct pg_lines *out, const struct pg_request_info *req, const char *name,
-                      const char *sep, const char *extra)
+/* The fields named name (when present: the request has some) joined with sep, extra (NULL:
+ * none) appended; nothing when there is neither. */
+static int add_joined(struct pg_lines *out, const struct pg_request_info *req, bool present,
+                      const char *name, const char *sep, const char *extra)
 {
     size_t n = strlen(name), sep_len = strlen(sep), extra_len = extra ? strlen(extra) : 0;
+    if (!present) /* the usual case: no field to look for */
+        return extra ? pg_lines_add(out, name, n, ": ", extra, extra_len) : PG_OK;
     size_t joined = 0, parts = 0;
     for (size_t i = 0; i < req->count; i++) {
         const struct pg_header *h = &req->fields[i];
@@ -188,7 +200,10 @@ static int add_joined(struct pg_lines *out, const struct pg_request_info *req, c
     return PG_OK;
 }
 
-static int add_request_field(struct pg_lines *out, const struct pg_header *h, long long *cl)
+/* Adds h unless it is dropped or replaced; *joined collects the JOINED bits of those left for
+ * add_joined. */
+static int add_request_field(struct pg_lines *out, const struct pg_header *h, long long *cl,
+                             unsigned *joined)
 {
     if (NAME_IS(h, "content-length")) {
         long long v;
@@ -201,7 +216,11 @@ static int add_request_field(struct pg_lines *out, const struct pg_header *h, lo
         return pg_lines_add(out, h->name, h->name_len, ": ", h->value, h->value_len);
     /* Underscore names can alias dash names in CGI-style backends; drop them as nginx does. */
     if (memchr(h->name, '_', h->name_len) || pg_headers_is_hop_by_hop(h->name, h->name_len) ||
-        is_replaced_request_field(h) || (h->name_len && h->name[0] == ':'))
+        (h->name_len && h->name[0] == ':'))
+        return PG_OK;
+    unsigned replaced = replaced_request_field(h);
+    *joined |= replaced & ~(unsigned)REPLACED;
+    if (replaced)
         return PG_OK;
     /* libcurl's syntax for "send this field with an empty value" is "Name;". */
     if (h->value_len == 0)
@@ -214,6 +233,7 @@ int pg_headers_build_upstream(const struct pg_request_info *req, struct pg_lines
 {
     int result = PG_OK;
     bool has_accept = false;
+    unsigned joined = 0;
     *content_length = -1;
     if (req->authority_len == 0 || has_line_breaker(req->authority, req->authority_len))
         return PG_ERR_INVALID;
@@ -225,16 +245,17 @@ int pg_headers_build_upstream(const struct pg_request_info *req, struct pg_lines
     result = pg_lines_add(out, "Host", 4, ": ", req->authority, req->authority_len);
     for (size_t i = 0; i < req->count && result == PG_OK; i++) {
         has_accept |= NAME_IS(&req->fields[i], "accept");
-        result = add_request_field(out, &req->fields[i], content_length);
+        result = add_request_field(out, &req->fields[i], content_length, &joined);
     }
     if (result != PG_OK)
         return result;
     /* RFC 9113 §8.2.3: cookie crumbs are joined with "; " for HTTP/1.1. */
-    if ((result = add_joined(out, req, "cookie", "; ", NULL)) != PG_OK)
+    if ((result = add_joined(out, req, joined & JOINED_COOKIE, "cookie", "; ", NULL)) != PG_OK)
         return result;
-    if ((result = add_joined(out, req, "via", ", ", "2 pushgate")) != PG_OK)
+    if ((result = add_joined(out, req, joined & JOINED_VIA, "via", ", ", "2 pushgate")) != PG_OK)
         return result;
-    if ((result = add_joined(out, req, "x-forwarded-for", ", ", req->client_addr)) != PG_OK)
+    if ((result = add_joined(out, req, joined & JOINED_FORWARD, "x-forwarded-for", ", ",
+                             req->client_addr)) != PG_OK)
         return result;
     const char *proto = req->tls ? "https" : "http";
     if ((result = pg_lines_add(out, "X-Forwarded-Proto", 17, ": ", proto, strlen(proto))))

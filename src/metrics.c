@@ -9,6 +9,9 @@
  * backend's think time in tenths, a download in seconds. */
 static const double bucket_bounds[PG_METRIC_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                         0.1,   0.25,   0.5,   1,    2.5,   10};
+/* The same bounds in microseconds, what is observed: compared without conversions. */
+static const uint64_t bucket_bounds_us[PG_METRIC_BUCKETS] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000};
 
 static const char *const protocol_labels[PG_METRIC_PROTOCOLS] = {"http/1.1", "h2"};
 static const char *const error_labels[PG_UPSTREAM_ERR_KINDS] = {"connect", "timeout", "reset",
@@ -19,7 +22,7 @@ static const char *const lookup_labels[PG_LOOKUP_RESULTS] = {"hit", "miss"};
 void pg_histogram_observe(struct pg_histogram *h, uint64_t us)
 {
     size_t b = 0;
-    while (b < PG_METRIC_BUCKETS && (double)us > bucket_bounds[b] * 1e6)
+    while (b < PG_METRIC_BUCKETS && us > bucket_bounds_us[b])
         b++;
     pg_count(&h->buckets[b], 1);
     pg_count(&h->count, 1);

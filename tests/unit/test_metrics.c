@@ -47,8 +47,34 @@ static const struct expect expected[] = {
     {"# TYPE pushgate_pushes_promised_total counter\n"},
 };
 
+/* A value on a bucket's bound is in that bucket (le: at most), a microsecond more is in the
+ * next: the bounds observed against (microseconds) are the ones rendered (seconds). */
+static void test_bucket_bounds(void)
+{
+    static const char *const le[PG_METRIC_BUCKETS + 1] = {
+        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+        "0.25",  "0.5",    "1",     "2.5",  "10",    "+Inf"};
+    static const uint64_t bound_us[PG_METRIC_BUCKETS] = {
+        1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000};
+    for (size_t i = 0; i < PG_METRIC_BUCKETS; i++) {
+        static struct pg_counters c;
+        memset(&c, 0, sizeof(c));
+        pg_histogram_observe(&c.request_duration, bound_us[i]);
+        pg_histogram_observe(&c.request_duration, bound_us[i] + 1);
+        const struct pg_counters *one[] = {&c};
+        char *text = render(one, 1, false);
+        char at[96], next[96];
+        snprintf(at, sizeof(at), "pushgate_request_duration_seconds_bucket{le=\"%s\"} 1\n", le[i]);
+        snprintf(next, sizeof(next), "pushgate_request_duration_seconds_bucket{le=\"%s\"} 2\n",
+                 le[i + 1]);
+        CHECK(strstr(text, at) && strstr(text, next), "%s s: on the bound, and just past it", le[i]);
+        free(text);
+    }
+}
+
 int main(void)
 {
+    test_bucket_bounds();
     static struct pg_counters a, b; /* zeroed */
     pg_count(&a.connections_total[PG_METRIC_HTTP1], 2);
     pg_count(&b.connections_total[PG_METRIC_HTTP1], 3);

@@ -34,7 +34,8 @@ struct upstream_shard {
     CURLM *multi;
     struct event timer;   /* libcurl's single timeout; may fire before libcurl's time */
     uint64_t timer_at_ms; /* when the pending timer fires (pg_now_ms) */
-    size_t running_count; /* exchanges on this multi handle (running or queued) */
+    size_t running_count; /* exchanges on this multi handle */
+    size_t limit;         /* its share of --upstream-max-connections: at most so many run */
 };
 
 /* Owned by the worker; touched only on its thread. */
@@ -45,8 +46,10 @@ struct pg_upstream {
     size_t shard_count;                /* min(UPSTREAM_SHARDS, --upstream-max-connections) */
     TAILQ_HEAD(, pg_exchange) running; /* every live exchange, for shutdown */
     TAILQ_HEAD(, pg_exchange) timed;   /* those --upstream-timeout counts for, oldest first */
-    struct event timeout_ev;           /* pending while timed is not empty (arm_timeout) */
-    CURL *easy_pool[EASY_POOL_MAX];    /* idle handles, shared options kept (release_easy) */
+    TAILQ_HEAD(, pg_exchange) waiting; /* EXCHANGE_WAITING ones, oldest first */
+    size_t waiting_count;
+    struct event timeout_ev;        /* pending while timed is not empty (arm_timeout) */
+    CURL *easy_pool[EASY_POOL_MAX]; /* idle handles, shared options kept (release_easy) */
     size_t easy_pool_len;
     CURLU *origin;                 /* the upstream URL, parsed once (CURLOPT_CURLU) */
     bool origin_is_address;        /* its host is an IP address: nothing to look up, ever */
@@ -72,10 +75,19 @@ struct socket_watch {
     uint64_t parked_ms; /* when it was parked (WATCH_PARKED) */
 };
 
+/* Where an exchange is. Every connection busy, libcurl would queue a transfer itself, but
+ * only after looking for a connection (its Curl_connect, about 9k instructions, done again
+ * when one frees): held here instead, a transfer is given to libcurl when it can run. */
+enum exchange_place {
+    EXCHANGE_WAITING, /* in up->waiting: every shard runs as many as its connections */
+    EXCHANGE_RUNNING, /* on shard's multi handle */
+};
+
 /* Created by pg_exchange_start; freed by finish() or cancel. */
 struct pg_exchange {
     struct pg_upstream *up;
-    struct upstream_shard *shard;
+    enum exchange_place place;
+    struct upstream_shard *shard; /* EXCHANGE_RUNNING: the one it runs on */
     CURL *easy;
     struct curl_slist *header_list;            /* make_header_list's, one allocation */
     const struct pg_exchange_handler *handler; /* NULL once detached */
@@ -92,6 +104,7 @@ struct pg_exchange {
     bool send_paused;
     TAILQ_ENTRY(pg_exchange) link;
     TAILQ_ENTRY(pg_exchange) timed_link; /* in up->timed while alive_at_ms is set */
+    TAILQ_ENTRY(pg_exchange) wait_link;  /* in up->waiting while EXCHANGE_WAITING */
 };
 
 static void check_done(struct upstream_shard *shard);
@@ -313,6 +326,7 @@ static bool init_shard(struct pg_upstream *up, size_t i)
     long limit = (long)(up->cfg->upstream_max_connections / up->shard_count +
                         (i < up->cfg->upstream_max_connections % up->shard_count));
     shard->up = up;
+    shard->limit = (size_t)limit;
     shard->multi = curl_multi_init();
     if (!shard->multi)
         return false;
@@ -352,6 +366,7 @@ struct pg_upstream *pg_upstream_new(struct event_base *base, const struct pg_con
     up->cfg = cfg;
     TAILQ_INIT(&up->running);
     TAILQ_INIT(&up->timed);
+    TAILQ_INIT(&up->waiting);
     evtimer_assign(&up->timeout_ev, base, on_timeout, up);
     up->shard_count = cfg->upstream_max_connections < UPSTREAM_SHARDS
                           ? cfg->upstream_max_connections
@@ -393,23 +408,49 @@ static void release_easy(struct pg_upstream *up, CURL *easy)
     }
 }
 
+/* Gives waiting exchanges, oldest first, to the shards with room. Not while libcurl runs on
+ * this thread (its callbacks may end exchanges): check_done follows every run. */
+static void start_waiting(struct pg_upstream *up)
+{
+    struct pg_exchange *ex;
+    while (!driving && (ex = TAILQ_FIRST(&up->waiting))) {
+        struct upstream_shard *shard = pick_shard(up);
+        if (shard->running_count >= shard->limit ||
+            curl_multi_add_handle(shard->multi, ex->easy) != CURLM_OK)
+            return; /* a failed add is tried again later; the upstream timeout bounds it */
+        TAILQ_REMOVE(&up->waiting, ex, wait_link);
+        up->waiting_count--;
+        ex->place = EXCHANGE_RUNNING;
+        ex->shard = shard;
+        shard->running_count++;
+    }
+}
+
 static void free_exchange(struct pg_exchange *ex)
 {
     struct pg_upstream *up = ex->up;
     TAILQ_REMOVE(&up->running, ex, link);
-    ex->shard->running_count--;
     stop_timeout(ex);
-    curl_multi_remove_handle(ex->shard->multi, ex->easy);
+    if (ex->place == EXCHANGE_WAITING) {
+        TAILQ_REMOVE(&up->waiting, ex, wait_link);
+        up->waiting_count--;
+    } else {
+        ex->shard->running_count--;
+        curl_multi_remove_handle(ex->shard->multi, ex->easy);
+    }
     release_easy(up, ex->easy);
     free(ex->header_list);
     free(ex->head);
     free(ex);
+    start_waiting(up);
 }
 
 void pg_upstream_free(struct pg_upstream *up)
 {
     if (!up)
         return;
+    while (!TAILQ_EMPTY(&up->waiting)) /* first, so that none is started as others end */
+        free_exchange(TAILQ_FIRST(&up->waiting));
     while (!TAILQ_EMPTY(&up->running))
         free_exchange(TAILQ_FIRST(&up->running));
     evtimer_del(&up->timeout_ev);
@@ -462,6 +503,7 @@ static void check_done(struct upstream_shard *shard)
             pg_log_debug("upstream transfer failed: %s", curl_easy_strerror(code));
         finish(ex, map_result(ex, code));
     }
+    start_waiting(shard->up); /* for exchanges ended while libcurl ran */
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -649,7 +691,7 @@ static void set_request_options(struct pg_exchange *ex, const struct pg_exchange
 
 bool pg_upstream_saturated(const struct pg_upstream *up)
 {
-    size_t running = 0;
+    size_t running = up->waiting_count;
     for (size_t i = 0; i < up->shard_count; i++)
         running += up->shards[i].running_count;
     return running >= (size_t)up->cfg->upstream_max_connections + up->cfg->upstream_queue;
@@ -670,11 +712,19 @@ struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_ex
     if (!ex->header_list || !ex->easy)
         goto fail;
     set_request_options(ex, req);
-    ex->shard = pick_shard(up);
-    if (curl_multi_add_handle(ex->shard->multi, ex->easy) != CURLM_OK)
-        goto fail;
+    struct upstream_shard *shard = pick_shard(up);
+    if (shard->running_count < shard->limit && TAILQ_EMPTY(&up->waiting)) {
+        if (curl_multi_add_handle(shard->multi, ex->easy) != CURLM_OK)
+            goto fail;
+        ex->place = EXCHANGE_RUNNING;
+        ex->shard = shard;
+        shard->running_count++;
+    } else {
+        ex->place = EXCHANGE_WAITING;
+        TAILQ_INSERT_TAIL(&up->waiting, ex, wait_link);
+        up->waiting_count++;
+    }
     TAILQ_INSERT_TAIL(&up->running, ex, link);
-    ex->shard->running_count++;
     arm_timeout(ex);
     return ex;
 fail:

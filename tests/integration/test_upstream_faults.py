@@ -72,6 +72,45 @@ class UpstreamFaults(UpstreamTestCase):
                              [200, 200, 503])
             self.assert_benign_request_works(pg)
 
+    def test_requests_beyond_the_connection_limit_wait_their_turn_in_order(self):
+        # Past --upstream-max-connections a request waits in pushgate (upstream.c), not in
+        # libcurl: it reaches the upstream only as a transfer ends, oldest first, and on one
+        # of the connections already open.
+        gate = "turn-gate"
+        with self.proxy("--upstream-max-connections", "2", "--upstream-queue", "8") as pg:
+            run = H2ClientRun("127.0.0.1", pg.port,
+                              *[f"/turn{i}?hold={gate}&size={10 + i}" for i in range(6)])
+            arrived = lambda: [r["target"][:6] for r in self.upstream.requests()
+                               if r["target"].startswith("/turn")]
+            self.upstream.wait_for_request(lambda r: r["target"].startswith("/turn0"))
+            self.upstream.wait_for_request(lambda r: r["target"].startswith("/turn1"))
+            self.assertEqual(sorted(arrived()), ["/turn0", "/turn1"], "two run, four wait")
+            for i in range(2, 6):
+                self.upstream.release(gate)
+                self.upstream.wait_for_request(lambda r, i=i: r["target"].startswith(f"/turn{i}"))
+                self.assertEqual(arrived()[2:], [f"/turn{k}" for k in range(2, i + 1)])
+            self.upstream.release(gate)
+            self.upstream.release(gate)
+            rc, ev = run.finish()
+            self.assertEqual(rc, 0, ev)
+        closes = sorted((e["status"], e["bytes"]) for e in ev if e["ev"] == "close")
+        self.assertEqual(closes, [(200, 10 + i) for i in range(6)])
+        conns = {r["conn"] for r in self.upstream.requests() if r["target"].startswith("/turn")}
+        self.assertLessEqual(len(conns), 2)
+
+    def test_waiting_requests_of_a_client_that_leaves_never_reach_the_upstream(self):
+        gate = "leave-gate"
+        with self.proxy("--upstream-max-connections", "1", "--upstream-queue", "8") as pg:
+            run = H2ClientRun("127.0.0.1", pg.port,
+                              *[f"/leave{i}?hold={gate}" for i in range(4)])
+            self.upstream.wait_for_request(lambda r: r["target"].startswith("/leave0"))
+            run.proc.kill()  # the connection closes: one running exchange, three waiting
+            run.finish()
+            self.upstream.release(gate)
+            self.assert_benign_request_works(pg)
+        left = [r["target"] for r in self.upstream.requests() if r["target"].startswith("/leave")]
+        self.assertEqual(left, [f"/leave0?hold={gate}"])
+
     def test_the_pool_recovers_when_the_upstream_comes_back(self):
         first = TestUpstream().__enter__()
         with Pushgate(first.url) as pg:

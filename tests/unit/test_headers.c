@@ -418,6 +418,47 @@ static void test_every_name_byte(void)
     }
 }
 
+/* Names are lower-cased and checked eight bytes at a time: every byte at every offset of names
+ * of every length up to 24 is accepted exactly when it is a tchar, the name comes out
+ * lower-cased, and the value after it is left as it was. */
+static void test_name_bytes_at_every_offset(void)
+{
+    static const char base[] = "Ab-9ZqR0-xYz";
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int byte = 1; byte < 256; byte++) {
+                if (byte == ':' || byte == '\n')
+                    continue; /* it would end the name, or the line, there */
+                char name[25], want[25], block[96];
+                for (size_t i = 0; i < len; i++)
+                    name[i] = i == at ? (char)byte : base[i % (sizeof(base) - 1)];
+                for (size_t i = 0; i < len; i++) {
+                    unsigned char c = (unsigned char)name[i];
+                    want[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+                }
+                int n = snprintf(block, sizeof(block), "HTTP/1.1 200 OK\r\n%.*s: VaLuE\r\n\r\n",
+                                 (int)len, name);
+                struct pg_header fields[2];
+                struct pg_response_head head;
+                int rv = pg_headers_parse_response(block, (size_t)n, &head, fields, 2);
+                bool token = pg_headers_is_tchar((unsigned char)byte);
+                CHECK((rv == PG_OK) == token, "length %zu, byte 0x%02x at %zu: rv %d", len, byte,
+                      at, rv);
+                if (rv != PG_OK || !token)
+                    continue;
+                bool hop = pg_headers_is_hop_by_hop(want, len);
+                CHECK(hop || (head.count == 1 && fields[0].name_len == len &&
+                              memcmp(fields[0].name, want, len) == 0 && fields[0].value_len == 5 &&
+                              memcmp(fields[0].value, "VaLuE", 5) == 0),
+                      "length %zu, byte 0x%02x at %zu: '%.*s: %.*s'", len, byte, at,
+                      (int)(head.count ? fields[0].name_len : 0), head.count ? fields[0].name : "",
+                      (int)(head.count ? fields[0].value_len : 0),
+                      head.count ? fields[0].value : "");
+            }
+        }
+    }
+}
+
 /* One Connection field listing more names than are split out at once: all still dropped. */
 static void test_long_connection_list(void)
 {
@@ -440,6 +481,7 @@ static void test_long_connection_list(void)
 int main(void)
 {
     test_every_name_byte();
+    test_name_bytes_at_every_offset();
     test_line_breakers_at_every_offset();
     test_long_connection_list();
     test_request_mapping();

@@ -340,50 +340,17 @@ static bool parse_status_line(const char *line, size_t len, int *status)
 }
 
 /* Splits "name: value" in place; lower-cases the name. */
-/* The high bit of each byte of w within [lo, hi]; bytes at or above 0x80 carry only into the
- * bytes above them, which the caller ignores or rejects. */
-static uint64_t word_bytes_in(uint64_t w, unsigned char lo, unsigned char hi)
-{
-    return (w + (0x80u - lo) * WORD_ONES) & ~(w + (0x7fu - hi) * WORD_ONES) & WORD_HIGHS;
-}
-
-/* Lower-cases and checks the field name at name (len bytes, room readable from name): eight
- * bytes at a time while they are letters, digits and dashes, as nearly every name's are (the
- * last, partial word is read whole and written back only as far as the name goes); any other
- * byte sends the rest through name_byte. False when a byte is no tchar. */
-static bool lower_name(char *name, size_t len, size_t room)
-{
-    size_t i = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; i < len && i + 8 <= room; i += 8) {
-        size_t n = len - i < 8 ? len - i : 8;
-        uint64_t mine = n == 8 ? WORD_HIGHS : WORD_HIGHS & ((1ull << (8 * n)) - 1);
-        uint64_t w;
-        memcpy(&w, name + i, sizeof(w));
-        uint64_t lower = w | (word_bytes_in(w, 'A', 'Z') >> 2); /* 0x80 >> 2: the case bit */
-        uint64_t plain = word_bytes_in(lower, 'a', 'z') | word_bytes_in(lower, '0', '9') |
-                         word_bytes_in(lower, '-', '-');
-        if ((w & mine) || (plain & mine) != mine)
-            break;
-        memcpy(name + i, &lower, n);
-    }
-#endif
-    for (; i < len; i++) {
-        unsigned char c = name_byte[(unsigned char)name[i]];
-        if (!c)
-            return false;
-        name[i] = (char)c;
-    }
-    return true;
-}
-
 static bool parse_field_line(char *line, size_t len, struct pg_header *h)
 {
     char *colon = memchr(line, ':', len);
     if (!colon || colon == line)
         return false;
-    if (!lower_name(line, (size_t)(colon - line), len))
-        return false; /* also rejects obs-fold: a line starting with whitespace */
+    for (char *p = line; p < colon; p++) {
+        unsigned char c = name_byte[(unsigned char)*p];
+        if (!c)
+            return false; /* also rejects obs-fold: a line starting with whitespace */
+        *p = (char)c;
+    }
     char *value = colon + 1;
     char *end = line + len;
     while (value < end && (*value == ' ' || *value == '\t'))

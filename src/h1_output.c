@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SMALL_PIECE_COPY 4096 /* smaller pieces are copied next to their framing, not moved */
-
 void h1_stream_free(struct h1_stream *st, bool teardown)
 {
     struct pg_h1 *h1 = st->h1;
@@ -143,7 +141,7 @@ static bool write_piece(struct h1_stream *st, struct evbuffer *body, struct evbu
         plen = snprintf(prefix, sizeof(prefix), "%s%zx\r\n", st->chunk_open ? "\r\n" : "", n);
         st->chunk_open = true;
     }
-    if (n >= SMALL_PIECE_COPY && plen <= PG_PIECE_ROOM) {
+    if (n >= PG_SMALL_PIECE && plen <= PG_PIECE_ROOM) {
         if (plen && evbuffer_prepend(body, prefix, (size_t)plen) != 0)
             return false;
         return evbuffer_remove_buffer(body, out, n + (size_t)plen) == (int)(n + (size_t)plen);

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #define TLS_RECORD_PAYLOAD 16384 /* the most plaintext one TLS record carries */
-#define SMALL_DATA_COPY 4096     /* smaller DATA payloads are copied, not moved (on_send_data) */
 
 static ssize_t on_send(nghttp2_session *session, const uint8_t *data, size_t len, int flags,
                        void *user_data)
@@ -43,8 +42,8 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     if (evbuffer_get_length(out) >= PG_CONN_OUTPUT_HIGH_WATER)
         return NGHTTP2_ERR_WOULDBLOCK;
     struct evbuffer_iovec first;
-    if (length >= SMALL_DATA_COPY &&
-        evbuffer_peek(body, (ev_ssize_t)length, NULL, &first, 1) == 1 && first.iov_len == length) {
+    if (length >= PG_SMALL_PIECE && evbuffer_peek(body, (ev_ssize_t)length, NULL, &first, 1) == 1 &&
+        first.iov_len == length) {
         if (evbuffer_prepend(body, framehd, 9) != 0 ||
             evbuffer_remove_buffer(body, out, length + 9) != (int)(length + 9))
             return NGHTTP2_ERR_CALLBACK_FAILURE;

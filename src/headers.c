@@ -461,6 +461,7 @@ static int filter_response_fields(struct pg_response_head *out)
     bool has_te = false;
     const char *cl = NULL;
     size_t cl_len = 0;
+    out->content_length = -1;
     struct connection_tokens tokens = {.count = 0, .overflow = false};
     for (size_t i = 0; i < out->count; i++) {
         struct pg_header *h = &out->fields[i];
@@ -476,6 +477,7 @@ static int filter_response_fields(struct pg_response_head *out)
                 return PG_ERR_INVALID;
             if (cl)
                 continue; /* an identical repeat is harmless; send one */
+            out->content_length = v;
             cl = h->value;
             cl_len = h->value_len;
         }
@@ -506,6 +508,7 @@ int pg_headers_parse_response(char *block, size_t len, struct pg_response_head *
 {
     out->fields = fields;
     out->count = 0;
+    out->content_length = -1;
     char *p = block;
     char *end = block + len;
     bool first = true;

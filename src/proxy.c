@@ -76,6 +76,7 @@ int pg_request_init(struct pg_request *req, struct pg_proxy_conn *pc)
     memset(req, 0, sizeof(*req));
     req->pc = pc;
     req->upstream_time_us = -1;
+    req->response_length = -1;
     req->req_body = evbuffer_new();
     req->resp_body = evbuffer_new();
     if (!req->req_body || !req->resp_body) {
@@ -224,6 +225,7 @@ static void on_upstream_head(void *ud, const struct pg_response_head *head)
     pg_hints_on_response(req, head);
     if (head->status < 200)
         return;
+    req->response_length = head->content_length;
     if (req->upstream_start_us) {
         req->upstream_time_us = (int64_t)(pg_now_us() - req->upstream_start_us);
         pg_histogram_observe(&req->pc->env->counters->upstream_response,
@@ -278,6 +280,24 @@ static bool may_resume(const struct pg_request *req)
     return evbuffer_get_length(req->resp_body) < response_high_water(req) / 2;
 }
 
+/* Appends a body read in pieces with room in front (append_piece). */
+static bool add_pieces(struct pg_request *req, const char *data, size_t len)
+{
+    /* Reads rarely end on a piece boundary: topping up the last piece first keeps frames full
+     * (it fits, so libevent appends in place and leaves the room in front alone). */
+    size_t off = len < req->piece_room ? len : req->piece_room;
+    if (off && evbuffer_add(req->resp_body, data, off) != 0)
+        return false;
+    req->piece_room -= off;
+    struct evbuffer *scratch = req->pc->env->scratch;
+    for (size_t n; off < len; off += n) {
+        n = len - off < PG_PIECE_PAYLOAD ? len - off : PG_PIECE_PAYLOAD;
+        if (!append_piece(req->resp_body, scratch, data + off, n, &req->piece_room))
+            return false; /* part of it is queued: it cannot be delivered again */
+    }
+    return true;
+}
+
 static enum pg_body_verdict on_upstream_body(void *ud, const char *data, size_t len)
 {
     struct pg_request *req = ud;
@@ -286,18 +306,10 @@ static enum pg_body_verdict on_upstream_body(void *ud, const char *data, size_t 
         arm_timer(req, &req->stall_ev, on_stall, req->pc->env->cfg->write_timeout_ms);
         return PG_BODY_LATER;
     }
-    /* Reads rarely end on a piece boundary: topping up the last piece first keeps frames full
-     * (it fits, so libevent appends in place and leaves the room in front alone). */
-    size_t off = len < req->piece_room ? len : req->piece_room;
-    if (off && evbuffer_add(req->resp_body, data, off) != 0)
+    /* A body known to be small is copied out whole by the frontends (PG_SMALL_PIECE). */
+    bool small = req->response_length >= 0 && req->response_length < PG_SMALL_PIECE;
+    if (small ? evbuffer_add(req->resp_body, data, len) != 0 : !add_pieces(req, data, len))
         return PG_BODY_FAILED;
-    req->piece_room -= off;
-    struct evbuffer *scratch = req->pc->env->scratch;
-    for (size_t n; off < len; off += n) {
-        n = len - off < PG_PIECE_PAYLOAD ? len - off : PG_PIECE_PAYLOAD;
-        if (!append_piece(req->resp_body, scratch, data + off, n, &req->piece_room))
-            return PG_BODY_FAILED; /* part of it is queued: it cannot be delivered again */
-    }
     req->body_bytes += len;
     req->pc->ops->body_ready(req);
     return PG_BODY_TAKEN;

@@ -92,6 +92,7 @@ struct pg_response_head {
     int status;
     struct pg_header *fields; /* views into the parsed block */
     size_t count;
+    long long content_length; /* its content-length field's value; -1 without one */
 };
 
 /* Parses an HTTP/1.x response head ("HTTP/1.1 200 OK\r\nName: value\r\n...") in place: names

@@ -86,6 +86,9 @@ struct pg_proxy_env {
  * frame header, an HTTP/1.1 chunk-size line) without copying the piece. */
 #define PG_PIECE_PAYLOAD (16384 - 128 - 9)
 #define PG_PIECE_ROOM 9
+/* Smaller pieces are copied next to their framing by both frontends, not moved: a body known
+ * to be smaller than this is appended as it comes, with no room kept in front. */
+#define PG_SMALL_PIECE 4096
 
 /* Why the core gives up on a stream. */
 enum pg_reset_reason {
@@ -203,6 +206,7 @@ struct pg_request {
     uint64_t upstream_start_us; /* the exchange started; 0: never */
     int64_t upstream_time_us;   /* exchange start to the final head; -1: none */
     uint64_t body_bytes;        /* response body bytes handed to the frontend */
+    long long response_length;  /* the final head's content-length; -1: none or not yet */
     unsigned hinted_links;      /* link-values in our 103; 0: none sent */
     bool learned;               /* the learned table acted on this request */
     bool client_reset;          /* the client reset the stream (a cancelled push) */

@@ -459,6 +459,29 @@ static void test_name_bytes_at_every_offset(void)
     }
 }
 
+/* The head carries its content-length's value (proxy.c copies small bodies as they come). */
+static void test_content_length_value(void)
+{
+    static const struct {
+        const char *head;
+        long long want;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n", 1024},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", 0},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", -1},
+        {"HTTP/1.1 200 OK\r\nX: y\r\n\r\n", -1},
+    };
+    for (size_t i = 0; i < PG_ARRAY_LEN(cases); i++) {
+        char block[128];
+        size_t len = (size_t)snprintf(block, sizeof(block), "%s", cases[i].head);
+        struct pg_header fields[4];
+        struct pg_response_head head;
+        CHECK(pg_headers_parse_response(block, len, &head, fields, 4) == PG_OK &&
+                  head.content_length == cases[i].want,
+              "case %zu: content-length %lld", i, head.content_length);
+    }
+}
+
 /* One Connection field listing more names than are split out at once: all still dropped. */
 static void test_long_connection_list(void)
 {
@@ -482,6 +505,7 @@ int main(void)
 {
     test_every_name_byte();
     test_name_bytes_at_every_offset();
+    test_content_length_value();
     test_line_breakers_at_every_offset();
     test_long_connection_list();
     test_request_mapping();

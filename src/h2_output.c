@@ -47,16 +47,9 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
         if (evbuffer_prepend(body, framehd, 9) != 0 ||
             evbuffer_remove_buffer(body, out, length + 9) != (int)(length + 9))
             return NGHTTP2_ERR_CALLBACK_FAILURE;
-    } else {
-        struct evbuffer_iovec vec;
-        if (evbuffer_reserve_space(out, (ev_ssize_t)(length + 9), &vec, 1) != 1)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-        memcpy(vec.iov_base, framehd, 9);
-        if (length && evbuffer_remove(body, (char *)vec.iov_base + 9, length) != (int)length)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-        vec.iov_len = length + 9;
-        if (evbuffer_commit_space(out, &vec, 1) != 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    } else if (evbuffer_add(out, framehd, 9) != 0 ||
+               (length && evbuffer_remove_buffer(body, out, length) != (int)length)) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     pg_request_output_drained(&st->req);
     return 0;

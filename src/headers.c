@@ -6,8 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define NAME_IS(h, lit)                                                                            \
-    ((h)->name_len == sizeof(lit) - 1 && memcmp((h)->name, lit, sizeof(lit) - 1) == 0)
+/* A lower-case name is exactly lit: compared by length, then bytes. */
+#define IS_LIT(s, len, lit) ((len) == sizeof(lit) - 1 && memcmp(s, lit, sizeof(lit) - 1) == 0)
+#define NAME_IS(h, lit) IS_LIT((h)->name, (h)->name_len, lit)
 
 void pg_lines_free(struct pg_lines *lines)
 {
@@ -55,22 +56,23 @@ static bool equals_ci(const char *a, size_t a_len, const char *lit)
     return a_len == strlen(lit) && strncasecmp(a, lit, a_len) == 0;
 }
 
-/* By length first: most names match no candidate's length, and each length has at most two. */
+/* By length first: most names match no candidate's length, and each length has at most two.
+ * Names are lower-case here (both frontends' and the response parser's). */
 bool pg_headers_is_hop_by_hop(const char *name, size_t len)
 {
     switch (len) {
     case 2:
-        return equals_ci(name, len, "te");
+        return IS_LIT(name, len, "te");
     case 7:
-        return equals_ci(name, len, "upgrade");
+        return IS_LIT(name, len, "upgrade");
     case 10:
-        return equals_ci(name, len, "connection") || equals_ci(name, len, "keep-alive");
+        return IS_LIT(name, len, "connection") || IS_LIT(name, len, "keep-alive");
     case 14:
-        return equals_ci(name, len, "http2-settings");
+        return IS_LIT(name, len, "http2-settings");
     case 16:
-        return equals_ci(name, len, "proxy-connection");
+        return IS_LIT(name, len, "proxy-connection");
     case 17:
-        return equals_ci(name, len, "transfer-encoding");
+        return IS_LIT(name, len, "transfer-encoding");
     default:
         return false;
     }
@@ -160,9 +162,10 @@ static unsigned replaced_request_field(const struct pg_header *h)
 static int add_joined(struct pg_lines *out, const struct pg_request_info *req, bool present,
                       const char *name, const char *sep, const char *extra)
 {
-    size_t n = strlen(name), sep_len = strlen(sep), extra_len = extra ? strlen(extra) : 0;
+    size_t n = strlen(name), extra_len = extra ? strlen(extra) : 0;
     if (!present) /* the usual case: no field to look for */
         return extra ? pg_lines_add(out, name, n, ": ", extra, extra_len) : PG_OK;
+    size_t sep_len = strlen(sep);
     size_t joined = 0, parts = 0;
     for (size_t i = 0; i < req->count; i++) {
         const struct pg_header *h = &req->fields[i];

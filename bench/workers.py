@@ -6,8 +6,9 @@ once with two, fresh each time, in front of the same upstream nginx (two workers
 configurations of bench/run.py; the load is 1 KiB over TLS 1.3 h2, `h2load -t2 -c32 -m10
 -D 5s` after a 1 s warm-up. Rounds interleave the systems (the order rotates) and the two
 worker counts. Printed: the medians of req/s with one and with two workers and their ratio
-(the performance issue asks 1.8 of pushgate), CPU per request, and the cores the proxy kept
-busy (its CPU seconds over the load's wall seconds). A benchmark, not a test: nothing fails on
+(the performance issue asks 1.8 of pushgate), CPU per request, the cores the proxy kept busy
+(its CPU seconds over the load's wall seconds) and those the whole machine did (/proc/stat:
+proxy, h2load and upstream together; at the core count nothing more can run). A benchmark, not a test: nothing fails on
 a number.
 
 On a 2-core machine h2load and the upstream share the cores with the proxy, so no system can
@@ -32,6 +33,13 @@ import run  # noqa: E402  (bench/run.py: configurations, services, h2load parsin
 LOAD = ["h2load", "-t2", "-c32", "-m10", f"--tls13-ciphers={run.TLS13_CIPHER}"]
 
 
+def machine_busy_seconds():
+    """CPU seconds every core of the machine spent not idle (/proc/stat), so far."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / run.CLK_TCK  # less idle and iowait
+
+
 def measure(bench, system, workers, rnd, duration):
     d = os.path.join(bench.tmp, f"{system}-{workers}w-r{rnd}")
     os.makedirs(d)
@@ -42,9 +50,9 @@ def measure(bench, system, workers, rnd, duration):
     try:
         url = f"https://127.0.0.1:{service.port}/small.bin"
         run.run_cmd(LOAD + ["-D", "1s", url], 60)  # warm-up: TLS sessions, pools, threads
-        cpu0, t0 = run.group_cpu_seconds(service.pgid), time.monotonic()
+        cpu0, all0, t0 = run.group_cpu_seconds(service.pgid), machine_busy_seconds(), time.monotonic()
         p = run.run_cmd(LOAD + ["-D", duration, url], run.seconds(duration) + 60)
-        cpu1, t1 = run.group_cpu_seconds(service.pgid), time.monotonic()
+        cpu1, all1, t1 = run.group_cpu_seconds(service.pgid), machine_busy_seconds(), time.monotonic()
         r = run.parse_h2load(p.stdout)
         if not r or not r.get("status_2xx") or r.get("alpn") != "h2":
             raise run.BenchError(f"{system} with {workers} workers: h2load failed\n"
@@ -52,22 +60,22 @@ def measure(bench, system, workers, rnd, duration):
         done = r["requests_done"] or 1
         return {"system": system, "workers": workers, "round": rnd, "cmd": cmd,
                 "req_per_s": r["req_per_s"], "cpu_us_per_req": (cpu1 - cpu0) / done * 1e6,
-                "cores": (cpu1 - cpu0) / (t1 - t0)}
+                "cores": (cpu1 - cpu0) / (t1 - t0), "machine_cores": (all1 - all0) / (t1 - t0)}
     finally:
         service.stop()
 
 
 def table(records, systems):
     lines = ["| system | req/s, 1 worker | req/s, 2 workers | 2 ÷ 1 | µs CPU/request, 1 | "
-             "µs CPU/request, 2 | cores busy, 1 | cores busy, 2 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "µs CPU/request, 2 | cores busy, 1 | cores busy, 2 | machine busy, 1 | "
+             "machine busy, 2 |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     out = {}
     for system in systems:
         med = {}
         for w in (1, 2):
             rows = [r for r in records if r["system"] == system and r["workers"] == w]
             med[w] = {k: statistics.median(r[k] for r in rows) if rows else None
-                      for k in ("req_per_s", "cpu_us_per_req", "cores")}
+                      for k in ("req_per_s", "cpu_us_per_req", "cores", "machine_cores")}
         ratio = (med[2]["req_per_s"] / med[1]["req_per_s"]
                  if med[1]["req_per_s"] and med[2]["req_per_s"] else None)
         out[system] = dict(one=med[1], two=med[2], ratio=ratio)
@@ -76,7 +84,9 @@ def table(records, systems):
                      f"{fmt(med[2]['req_per_s'], '{:.0f}')} | {fmt(ratio, '{:.2f}')} | "
                      f"{fmt(med[1]['cpu_us_per_req'], '{:.1f}')} | "
                      f"{fmt(med[2]['cpu_us_per_req'], '{:.1f}')} | "
-                     f"{fmt(med[1]['cores'], '{:.2f}')} | {fmt(med[2]['cores'], '{:.2f}')} |")
+                     f"{fmt(med[1]['cores'], '{:.2f}')} | {fmt(med[2]['cores'], '{:.2f}')} | "
+                     f"{fmt(med[1]['machine_cores'], '{:.2f}')} | "
+                     f"{fmt(med[2]['machine_cores'], '{:.2f}')} |")
     return "\n".join(lines), out
 
 
@@ -112,7 +122,7 @@ def main():
                     records.append(r)
                     print(f"round {rnd + 1}: {system:9} {workers} worker(s) "
                           f"{r['req_per_s']:.0f} req/s, {r['cpu_us_per_req']:.1f} µs CPU/req, "
-                          f"{r['cores']:.2f} cores",
+                          f"{r['cores']:.2f} cores, machine {r['machine_cores']:.2f}",
                           file=sys.stderr, flush=True)
         upstream.stop()
         text, summary = table(records, systems)

@@ -1,19 +1,17 @@
 #include "pushgate/upstream.h"
-#include "pushgate/lazy_timer.h"
 #include "pushgate/common.h"
+#include "pushgate/curl_loop.h"
+#include "pushgate/lazy_timer.h"
 #include "pushgate/log.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/queue.h>
-#include <unistd.h>
 
 #define HEAD_MAX_BYTES (64 * 1024) /* an upstream head larger than this is refused (502) */
 #define HEAD_MAX_FIELDS 256
@@ -31,11 +29,9 @@
 /* One multi handle and its connections. Owned by its pg_upstream. */
 struct upstream_shard {
     struct pg_upstream *up;
-    CURLM *multi;
-    struct event timer;   /* libcurl's single timeout; may fire before libcurl's time */
-    uint64_t timer_at_ms; /* when the pending timer fires (pg_now_ms) */
-    size_t running_count; /* exchanges on this multi handle */
-    size_t limit;         /* its share of --upstream-max-connections: at most so many run */
+    struct pg_curl_multi m; /* driven by up->loop */
+    size_t running_count;   /* exchanges on this multi handle */
+    size_t limit;           /* its share of --upstream-max-connections: at most so many run */
 };
 
 /* Owned by the worker; touched only on its thread. */
@@ -51,28 +47,9 @@ struct pg_upstream {
     struct event timeout_ev;        /* pending while timed is not empty (arm_timeout) */
     CURL *easy_pool[EASY_POOL_MAX]; /* idle handles, shared options kept (release_easy) */
     size_t easy_pool_len;
-    CURLU *origin;                 /* the upstream URL, parsed once (CURLOPT_CURLU) */
-    bool origin_is_address;        /* its host is an IP address: nothing to look up, ever */
-    struct socket_watch **watches; /* by descriptor: every upstream socket we have an event for */
-    size_t watches_len;
-};
-
-/* Whom a socket's readiness concerns. */
-enum watch_state {
-    WATCH_ACTIVE = 0, /* a transfer runs on it: readiness goes to libcurl */
-    WATCH_PARKED,     /* its connection idles in libcurl's pool (CURL_POLL_REMOVE), but the
-                       * read event stays registered, so that the next transfer on it costs no
-                       * epoll_ctl; firing now means the upstream closed it (or sent junk) */
-};
-
-/* Libevent state for one upstream socket. Owned by pg_upstream's table (by descriptor), from
- * libcurl's first interest in the socket until libcurl closes it (on_close_socket). */
-struct socket_watch {
-    struct event ev;
-    struct upstream_shard *shard;
-    short events; /* what ev waits for (0: none): unchanged interest costs no epoll_ctl */
-    enum watch_state state;
-    uint64_t parked_ms; /* when it was parked (WATCH_PARKED) */
+    CURLU *origin;             /* the upstream URL, parsed once (CURLOPT_CURLU) */
+    bool origin_is_address;    /* its host is an IP address: nothing to look up, ever */
+    struct pg_curl_loop *loop; /* the shards' sockets and timers on base */
 };
 
 /* Where an exchange is. Every connection busy, libcurl would queue a transfer itself, but
@@ -107,7 +84,7 @@ struct pg_exchange {
     TAILQ_ENTRY(pg_exchange) wait_link;  /* in up->waiting while EXCHANGE_WAITING */
 };
 
-static void check_done(struct upstream_shard *shard);
+static void check_done(void *shard);
 static void on_timeout(evutil_socket_t fd, short what, void *arg);
 
 /* --upstream-timeout counts from the last sign of life (a header line, a body piece). Every
@@ -137,188 +114,6 @@ static void stop_timeout(struct pg_exchange *ex)
     ex->alive_at_ms = 0;
 }
 
-/* libcurl 7.88 asks poll(2) about a socket it is about to use even when our event loop knows
- * the answer: before reusing a pooled connection (is it still alive?), right after sending a
- * request (has the answer come?) and after each read of a body (is there more?). Each is a
- * poll with a zero timeout, two or more per request; no option turns them off (libcurl 8.10
- * and 8.15 dropped the last two, 8.22 skips the first for connections used within a second).
- * The executable's poll() answers them while libcurl runs on this worker: a socket whose read
- * event is registered (level-triggered) and has not fired since the last epoll_wait has
- * nothing to read yet, and what comes later is delivered by that event. A pooled socket is
- * taken for alive only within a second of its last transfer, as libcurl 8.22 does; past that,
- * or once its event fired (the upstream closed it), libcurl's own check runs. */
-static __thread struct pg_upstream *driving; /* this thread's upstream while libcurl runs */
-#define ALIVE_WITHOUT_CHECK_MS 1000
-
-extern int __poll(struct pollfd *fds, nfds_t nfds, int timeout);
-
-/* The watch for fd, or NULL. */
-static struct socket_watch *watch_at(const struct pg_upstream *up, int fd)
-{
-    return fd >= 0 && (size_t)fd < up->watches_len ? up->watches[fd] : NULL;
-}
-
-static bool known_unreadable(const struct pg_upstream *up, int fd)
-{
-    const struct socket_watch *watch = watch_at(up, fd);
-    if (!watch || !(watch->events & EV_READ))
-        return false;
-    return watch->state == WATCH_ACTIVE || pg_now_ms() - watch->parked_ms < ALIVE_WITHOUT_CHECK_MS;
-}
-
-/* glibc 2.36 declares poll's fds write-only, so GCC takes reading events for a read of
- * uninitialised memory; callers do fill it in. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-int poll(struct pollfd *fds, nfds_t nfds, int timeout)
-{
-    const struct pg_upstream *up = driving;
-    if (up && nfds == 1 && timeout == 0 && (fds[0].events & POLLIN) && !(fds[0].events & POLLOUT) &&
-        known_unreadable(up, fds[0].fd)) {
-        fds[0].revents = 0;
-        return 0;
-    }
-    return __poll(fds, nfds, timeout);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-static void drive(struct upstream_shard *shard, curl_socket_t fd, int action)
-{
-    int running;
-    driving = shard->up;
-    curl_multi_socket_action(shard->multi, fd, action, &running);
-    driving = NULL;
-    check_done(shard);
-}
-
-static void on_socket_event(evutil_socket_t fd, short what, void *arg)
-{
-    struct socket_watch *watch = arg;
-    struct upstream_shard *shard = watch->shard; /* libcurl may close the socket and free watch */
-    if (watch->state == WATCH_PARKED) {
-        /* An idle pooled connection closed by the upstream: stop hearing about it; libcurl's
-         * liveness check finds it dead before any reuse. */
-        event_del(&watch->ev);
-        watch->events = 0;
-        return;
-    }
-    int action =
-        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    drive(shard, fd, action);
-}
-
-static void on_curl_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    drive(arg, CURL_SOCKET_TIMEOUT, 0);
-}
-
-static void drop_watch(struct pg_upstream *up, curl_socket_t fd)
-{
-    struct socket_watch *watch = watch_at(up, fd);
-    if (!watch)
-        return;
-    if (watch->events)
-        event_del(&watch->ev);
-    free(watch);
-    up->watches[fd] = NULL;
-}
-
-/* The watch for fd, created (with no events) if there is none. */
-static struct socket_watch *find_watch(struct pg_upstream *up, curl_socket_t fd)
-{
-    if ((size_t)fd >= up->watches_len) {
-        size_t len = up->watches_len ? up->watches_len : 64;
-        while (len <= (size_t)fd)
-            len *= 2;
-        struct socket_watch **grown = realloc(up->watches, len * sizeof(*grown));
-        if (!grown)
-            return NULL;
-        memset(grown + up->watches_len, 0, (len - up->watches_len) * sizeof(*grown));
-        up->watches = grown;
-        up->watches_len = len;
-    }
-    if (!up->watches[fd])
-        up->watches[fd] = calloc(1, sizeof(struct socket_watch));
-    return up->watches[fd];
-}
-
-/* libcurl's interest in a socket. A connection that goes back to the pool keeps its read
- * event (parked): in steady state a request costs no epoll_ctl. socketp is what libcurl
- * holds for fd (curl_multi_assign): NULL for a socket new to it, or one it stopped watching. */
-static int on_socket_change(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    struct upstream_shard *shard = userp;
-    struct pg_upstream *up = shard->up;
-    short read_only = EV_PERSIST | EV_READ;
-    if (what == CURL_POLL_REMOVE) {
-        struct socket_watch *watch = socketp;
-        if (watch && watch->events == read_only) {
-            watch->state = WATCH_PARKED;
-            watch->parked_ms = pg_now_ms();
-        } else if (watch)
-            drop_watch(up, fd);
-        return 0;
-    }
-    struct socket_watch *watch = find_watch(up, fd);
-    if (!watch)
-        return -1;
-    /* Active but unknown to libcurl: a socket it closed without telling us (a losing
-     * happy-eyeballs attempt) whose descriptor came back; its event is stale. */
-    if (!socketp && watch->state == WATCH_ACTIVE && watch->events) {
-        event_del(&watch->ev);
-        watch->events = 0;
-    }
-    watch->state = WATCH_ACTIVE;
-    watch->shard = shard;
-    curl_multi_assign(shard->multi, fd, watch);
-    short events = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
-                   ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
-    if (watch->events == events)
-        return 0;
-    if (watch->events)
-        event_del(&watch->ev);
-    watch->events = events;
-    event_assign(&watch->ev, up->base, fd, events, on_socket_event, watch);
-    event_add(&watch->ev, NULL);
-    return 0;
-}
-
-/* Every upstream socket libcurl closes, pooled or not: its watch goes first. */
-static int on_close_socket(void *clientp, curl_socket_t fd)
-{
-    drop_watch(clientp, fd);
-    return close(fd);
-}
-
-static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    struct upstream_shard *shard = userp;
-    if (timeout_ms < 0) {
-        evtimer_del(&shard->timer);
-        return 0;
-    }
-    unsigned ms = timeout_ms > UINT_MAX ? UINT_MAX : (unsigned)timeout_ms;
-    uint64_t at = pg_now_ms() + ms;
-    /* A pending timer that fires no later is kept: firing early costs libcurl one look at its
-     * expiries, after which it sets the timer again (a timeout run makes it forget what it
-     * last asked for); moving it costs a heap update per call, and libcurl asks for its 5 s
-     * expiry again on every request, and for "now" on every handle added in one batch. */
-    if (evtimer_pending(&shard->timer, NULL) && shard->timer_at_ms <= at)
-        return 0;
-    struct timeval tv = pg_timeval_ms(ms);
-    evtimer_add(&shard->timer, &tv);
-    shard->timer_at_ms = at;
-    return 0;
-}
-
 /* The shards split the connection limit so that together they hold exactly that many. */
 static bool init_shard(struct pg_upstream *up, size_t i)
 {
@@ -327,16 +122,10 @@ static bool init_shard(struct pg_upstream *up, size_t i)
                         (i < up->cfg->upstream_max_connections % up->shard_count));
     shard->up = up;
     shard->limit = (size_t)limit;
-    shard->multi = curl_multi_init();
-    if (!shard->multi)
+    if (pg_curl_multi_init(&shard->m, up->loop, check_done, shard) != PG_OK)
         return false;
-    evtimer_assign(&shard->timer, up->base, on_curl_timer, shard);
-    curl_multi_setopt(shard->multi, CURLMOPT_SOCKETFUNCTION, on_socket_change);
-    curl_multi_setopt(shard->multi, CURLMOPT_SOCKETDATA, shard);
-    curl_multi_setopt(shard->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-    curl_multi_setopt(shard->multi, CURLMOPT_TIMERDATA, shard);
-    curl_multi_setopt(shard->multi, CURLMOPT_MAX_HOST_CONNECTIONS, limit);
-    curl_multi_setopt(shard->multi, CURLMOPT_MAXCONNECTS, limit);
+    curl_multi_setopt(shard->m.multi, CURLMOPT_MAX_HOST_CONNECTIONS, limit);
+    curl_multi_setopt(shard->m.multi, CURLMOPT_MAXCONNECTS, limit);
     return true;
 }
 
@@ -371,6 +160,8 @@ struct pg_upstream *pg_upstream_new(struct event_base *base, const struct pg_con
     up->shard_count = cfg->upstream_max_connections < UPSTREAM_SHARDS
                           ? cfg->upstream_max_connections
                           : UPSTREAM_SHARDS;
+    if (!(up->loop = pg_curl_loop_new(base)))
+        goto fail;
     for (size_t i = 0; i < up->shard_count; i++)
         if (!init_shard(up, i))
             goto fail;
@@ -413,10 +204,10 @@ static void release_easy(struct pg_upstream *up, CURL *easy)
 static void start_waiting(struct pg_upstream *up)
 {
     struct pg_exchange *ex;
-    while (!driving && (ex = TAILQ_FIRST(&up->waiting))) {
+    while (!pg_curl_loop_running() && (ex = TAILQ_FIRST(&up->waiting))) {
         struct upstream_shard *shard = pick_shard(up);
         if (shard->running_count >= shard->limit ||
-            curl_multi_add_handle(shard->multi, ex->easy) != CURLM_OK)
+            curl_multi_add_handle(shard->m.multi, ex->easy) != CURLM_OK)
             return; /* a failed add is tried again later; the upstream timeout bounds it */
         TAILQ_REMOVE(&up->waiting, ex, wait_link);
         up->waiting_count--;
@@ -436,7 +227,7 @@ static void free_exchange(struct pg_exchange *ex)
         up->waiting_count--;
     } else {
         ex->shard->running_count--;
-        curl_multi_remove_handle(ex->shard->multi, ex->easy);
+        curl_multi_remove_handle(ex->shard->m.multi, ex->easy);
     }
     release_easy(up, ex->easy);
     free(ex->header_list);
@@ -456,15 +247,9 @@ void pg_upstream_free(struct pg_upstream *up)
     evtimer_del(&up->timeout_ev);
     for (size_t i = 0; i < up->easy_pool_len; i++)
         curl_easy_cleanup(up->easy_pool[i]);
-    for (size_t i = 0; i < up->shard_count; i++) {
-        if (!up->shards[i].multi)
-            continue;
-        evtimer_del(&up->shards[i].timer);
-        curl_multi_cleanup(up->shards[i].multi);
-    }
-    for (size_t fd = 0; fd < up->watches_len; fd++)
-        drop_watch(up, (curl_socket_t)fd);
-    free(up->watches);
+    for (size_t i = 0; i < up->shard_count; i++)
+        pg_curl_multi_cleanup(&up->shards[i].m);
+    pg_curl_loop_free(up->loop); /* after the multi handles: they close pooled sockets */
     curl_url_cleanup(up->origin);
     free(up);
 }
@@ -489,11 +274,13 @@ static enum pg_exchange_result map_result(const struct pg_exchange *ex, CURLcode
     return PG_EXCHANGE_BROKEN;
 }
 
-static void check_done(struct upstream_shard *shard)
+/* After every run of libcurl on a shard (curl_loop.h's after): its finished transfers end. */
+static void check_done(void *arg)
 {
+    struct upstream_shard *shard = arg;
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(shard->multi, &left))) {
+    while ((msg = curl_multi_info_read(shard->m.multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct pg_exchange *ex;
@@ -628,8 +415,7 @@ static void set_shared_options(struct pg_upstream *up, CURL *h)
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_line);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body_bytes);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_body_request);
-    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, up);
+    pg_curl_loop_watch_closes(up->loop, h);
 }
 
 static CURL *take_easy(struct pg_upstream *up)
@@ -714,7 +500,7 @@ struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_ex
     set_request_options(ex, req);
     struct upstream_shard *shard = pick_shard(up);
     if (shard->running_count < shard->limit && TAILQ_EMPTY(&up->waiting)) {
-        if (curl_multi_add_handle(shard->multi, ex->easy) != CURLM_OK)
+        if (curl_multi_add_handle(shard->m.multi, ex->easy) != CURLM_OK)
             goto fail;
         ex->place = EXCHANGE_RUNNING;
         ex->shard = shard;

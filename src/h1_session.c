@@ -189,8 +189,7 @@ static int build_fields(struct h1_stream *st, int *status)
         if (!pg_headers_is_token(name, name_len) || !pg_headers_value_ok(value, value_len))
             return answer(status, 400);
         for (size_t c = 0; c < name_len; c++)
-            if (name[c] >= 'A' && name[c] <= 'Z')
-                name[c] = (char)(name[c] - 'A' + 'a');
+            name[c] = pg_ascii_lower(name[c]);
         st->fields[i] = (struct pg_header){name, name_len, value, value_len};
     }
     return 0;

@@ -78,7 +78,6 @@ bool pg_headers_is_hop_by_hop(const char *name, size_t len)
     }
 }
 
-/* Bytes that could end or split an HTTP/1.1 header line. */
 /* Eight bytes at a time (field checks): whether a word holds a byte below n (n <= 0x80), or
  * the byte b. */
 #define WORD_ONES 0x0101010101010101u
@@ -94,7 +93,8 @@ static bool word_has_byte(uint64_t w, unsigned char b)
     return word_has_below(w ^ (b * WORD_ONES), 1);
 }
 
-/* Every request field is checked, and nearly none has one. */
+/* Bytes that could end or split an HTTP/1.1 header line. Every request field is checked, and
+ * nearly none has one. */
 static bool has_line_breaker(const char *s, size_t len)
 {
     size_t i = 0;
@@ -155,31 +155,22 @@ static unsigned replaced_request_field(const struct pg_header *h)
     }
 }
 
-/* Joins every field called name with sep, then extra, into one line, written straight into
- * out (skipped when there is none). A separator goes in once something was written. */
-/* The fields named name (when present: the request has some) joined with sep, extra (NULL:
- * none) appended; nothing when there is neither. */
+/* The fields named name (present: the request has some) joined with sep, extra (NULL: none)
+ * appended, written straight into out as one line; nothing when there is neither. */
 static int add_joined(struct pg_lines *out, const struct pg_request_info *req, bool present,
                       const char *name, const char *sep, const char *extra)
 {
     size_t n = strlen(name), extra_len = extra ? strlen(extra) : 0;
     if (!present) /* the usual case: no field to look for */
         return extra ? pg_lines_add(out, name, n, ": ", extra, extra_len) : PG_OK;
-    size_t sep_len = strlen(sep);
-    size_t joined = 0, parts = 0;
+    size_t sep_len = strlen(sep), joined = 0;
     for (size_t i = 0; i < req->count; i++) {
         const struct pg_header *h = &req->fields[i];
-        if (h->name_len == n && memcmp(h->name, name, n) == 0) {
+        if (h->name_len == n && memcmp(h->name, name, n) == 0)
             joined += (joined ? sep_len : 0) + h->value_len;
-            parts++;
-        }
     }
-    if (extra) {
+    if (extra)
         joined += (joined ? sep_len : 0) + extra_len;
-        parts++;
-    }
-    if (parts == 0)
-        return PG_OK;
     if (reserve(out, n + 2 + joined + 1) != PG_OK)
         return PG_ERR_NOMEM;
     append(out, name, n);
@@ -464,7 +455,6 @@ static int filter_response_fields(struct pg_response_head *out)
     bool has_te = false;
     const char *cl = NULL;
     size_t cl_len = 0;
-    out->content_length = -1;
     struct connection_tokens tokens = {.count = 0, .overflow = false};
     for (size_t i = 0; i < out->count; i++) {
         struct pg_header *h = &out->fields[i];

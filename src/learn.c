@@ -40,10 +40,8 @@ struct pg_learn {
 static size_t make_key(char *out, const char *authority, size_t authority_len, const char *path,
                        size_t path_len)
 {
-    for (size_t i = 0; i < authority_len; i++) { /* ASCII: no locale call per byte */
-        char c = authority[i];
-        out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    }
+    for (size_t i = 0; i < authority_len; i++)
+        out[i] = pg_ascii_lower(authority[i]);
     out[authority_len] = '\0';
     memcpy(out + authority_len + 1, path, path_len);
     return authority_len + 1 + path_len;

@@ -7,9 +7,7 @@
 
 /* Seconds; chosen around what a proxy's requests take: a cached page in milliseconds, a
  * backend's think time in tenths, a download in seconds. */
-static const double bucket_bounds[PG_METRIC_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                        0.1,   0.25,   0.5,   1,    2.5,   10};
-/* The same bounds in microseconds, what is observed: compared without conversions. */
+/* In microseconds, what is observed (compared without conversions); rendered in seconds. */
 static const uint64_t bucket_bounds_us[PG_METRIC_BUCKETS] = {
     1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000};
 
@@ -77,7 +75,7 @@ static int histogram(struct evbuffer *out, const char *name, const char *help, s
         cumulative += sum(counters, count, buckets + b * sizeof(pg_counter));
         char labels[48];
         if (b < PG_METRIC_BUCKETS)
-            snprintf(labels, sizeof(labels), "{le=\"%g\"}", bucket_bounds[b]);
+            snprintf(labels, sizeof(labels), "{le=\"%g\"}", (double)bucket_bounds_us[b] / 1e6);
         else
             snprintf(labels, sizeof(labels), "{le=\"+Inf\"}");
         char bucket_name[128];

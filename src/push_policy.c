@@ -1,8 +1,6 @@
 #include "pushgate/push_policy.h"
 #include "pushgate/common.h"
 
-#include <ctype.h>
-
 enum pg_push_verdict pg_push_parent_verdict(const struct pg_push_parent *parent)
 {
     if (!parent->push_configured || !parent->client_allows)
@@ -54,7 +52,7 @@ uint64_t pg_push_target_hash(const char *authority, size_t authority_len, const 
 {
     uint64_t h = PG_HASH_SEED;
     for (size_t i = 0; i < authority_len; i++)
-        h = pg_hash_byte(h, (unsigned char)tolower((unsigned char)authority[i]));
+        h = pg_hash_byte(h, (unsigned char)pg_ascii_lower(authority[i]));
     h = pg_hash_byte(h, 0xff);
     return pg_hash_bytes(h, path, path_len);
 }

@@ -199,6 +199,17 @@ static void release_easy(struct pg_upstream *up, CURL *easy)
     }
 }
 
+/* Hands ex to shard's multi handle; false when libcurl refuses it. */
+static bool run_on(struct pg_exchange *ex, struct upstream_shard *shard)
+{
+    if (curl_multi_add_handle(shard->m.multi, ex->easy) != CURLM_OK)
+        return false;
+    ex->place = EXCHANGE_RUNNING;
+    ex->shard = shard;
+    shard->running_count++;
+    return true;
+}
+
 /* Gives waiting exchanges, oldest first, to the shards with room. Not while libcurl runs on
  * this thread (its callbacks may end exchanges): check_done follows every run. */
 static void start_waiting(struct pg_upstream *up)
@@ -206,14 +217,10 @@ static void start_waiting(struct pg_upstream *up)
     struct pg_exchange *ex;
     while (!pg_curl_loop_running() && (ex = TAILQ_FIRST(&up->waiting))) {
         struct upstream_shard *shard = pick_shard(up);
-        if (shard->running_count >= shard->limit ||
-            curl_multi_add_handle(shard->m.multi, ex->easy) != CURLM_OK)
+        if (shard->running_count >= shard->limit || !run_on(ex, shard))
             return; /* a failed add is tried again later; the upstream timeout bounds it */
         TAILQ_REMOVE(&up->waiting, ex, wait_link);
         up->waiting_count--;
-        ex->place = EXCHANGE_RUNNING;
-        ex->shard = shard;
-        shard->running_count++;
     }
 }
 
@@ -430,26 +437,21 @@ static CURL *take_easy(struct pg_upstream *up)
 
 /* libcurl only reads CURLOPT_HTTPHEADER's list (struct curl_slist is public): one allocation
  * holds the nodes and a copy of the lines, where curl_slist_append makes two per line (a node
- * and a copy of its text). Without lines the list is one empty line, which libcurl skips as it
- * skips any line without a colon. Returns NULL when out of memory; free() frees it all. */
+ * and a copy of its text). lines holds the Host line at least (pg_headers_build_upstream).
+ * Returns NULL when out of memory; free() frees it all. */
 static struct curl_slist *make_header_list(const struct pg_lines *lines, bool chunked)
 {
-    static char chunked_line[] = "Transfer-Encoding: chunked", no_line[] = "";
+    static char chunked_line[] = "Transfer-Encoding: chunked";
     size_t count = lines->count + (chunked ? 1 : 0);
-    size_t node_count = count ? count : 1;
-    struct curl_slist *nodes = malloc(node_count * sizeof(*nodes) + lines->len);
+    struct curl_slist *nodes = malloc(count * sizeof(*nodes) + lines->len);
     if (!nodes)
         return NULL;
-    char *text = (char *)(nodes + node_count);
-    if (lines->len)
-        memcpy(text, lines->data, lines->len);
+    char *text = memcpy(nodes + count, lines->data, lines->len);
     size_t i = 0;
     for (size_t off = 0; off < lines->len; off += strlen(text + off) + 1, i++)
         nodes[i] = (struct curl_slist){text + off, &nodes[i + 1]};
     if (chunked)
         nodes[i++] = (struct curl_slist){chunked_line, NULL};
-    if (!count)
-        nodes[i++] = (struct curl_slist){no_line, NULL};
     nodes[i - 1].next = NULL;
     return nodes;
 }
@@ -500,11 +502,8 @@ struct pg_exchange *pg_exchange_start(struct pg_upstream *up, const struct pg_ex
     set_request_options(ex, req);
     struct upstream_shard *shard = pick_shard(up);
     if (shard->running_count < shard->limit && TAILQ_EMPTY(&up->waiting)) {
-        if (curl_multi_add_handle(shard->m.multi, ex->easy) != CURLM_OK)
+        if (!run_on(ex, shard))
             goto fail;
-        ex->place = EXCHANGE_RUNNING;
-        ex->shard = shard;
-        shard->running_count++;
     } else {
         ex->place = EXCHANGE_WAITING;
         TAILQ_INSERT_TAIL(&up->waiting, ex, wait_link);

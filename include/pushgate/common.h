@@ -19,6 +19,12 @@ enum pg_err {
     PG_ERR_LIBRARY = -5,  /* nghttp2, libcurl, libevent or OpenSSL refused a call */
 };
 
+/* ASCII lower case, no locale: host names and field names are ASCII by their grammars. */
+static inline char pg_ascii_lower(char c)
+{
+    return (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+}
+
 /* Milliseconds (every duration flag) as the struct timeval libevent's timers take. */
 static inline struct timeval pg_timeval_ms(unsigned ms)
 {

@@ -61,7 +61,7 @@ struct pg_exchange_handler {
 struct pg_exchange_request {
     const char *method;           /* NUL-terminated */
     const char *target;           /* request-target, sent exactly as is */
-    const struct pg_lines *lines; /* from pg_headers_build_upstream */
+    const struct pg_lines *lines; /* from pg_headers_build_upstream: the Host line at least */
     bool has_body;
     long long content_length; /* -1: unknown, sent chunked */
     size_t read_size;         /* libcurl's receive buffer for it; 0: PG_UPSTREAM_READ_SIZE */

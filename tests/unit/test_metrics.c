@@ -67,7 +67,8 @@ static void test_bucket_bounds(void)
         snprintf(at, sizeof(at), "pushgate_request_duration_seconds_bucket{le=\"%s\"} 1\n", le[i]);
         snprintf(next, sizeof(next), "pushgate_request_duration_seconds_bucket{le=\"%s\"} 2\n",
                  le[i + 1]);
-        CHECK(strstr(text, at) && strstr(text, next), "%s s: on the bound, and just past it", le[i]);
+        CHECK(strstr(text, at) && strstr(text, next), "%s s: on the bound, and just past it",
+              le[i]);
         free(text);
     }
 }

@@ -232,8 +232,8 @@ class Exchange(UpstreamTestCase):
     # ---- failures ----
 
     def test_an_upstream_named_by_host_name_is_looked_up(self):
-        # An address upstream keeps libcurl's cache entry forever (upstream.c); a name keeps
-        # libcurl's lookup and its expiry. Both must reach the same upstream.
+        # Only an upstream given by address keeps libcurl's cache entry forever (upstream.c):
+        # one given by name is looked up by libcurl, and must reach the same upstream.
         url = self.upstream.url.replace("127.0.0.1", "localhost")
         self.assertNotEqual(url, self.upstream.url)
         with Pushgate(url) as pg:
